@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test. Starts what the tests need: a throw-away PostgreSQL cluster (under .data/test),
+# Debian's Chromium for the browser tests. Ends with: tests: N passed, N failed, N skipped
+#   scripts/test.sh                 all tests
+#   scripts/test.sh --fast          skip tests tagged Category=Slow
+#   scripts/test.sh -- <filter>     extra arguments for `dotnet test` (e.g. --filter FullyQualifiedName~Ring)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+filter=()
+if [ "${1:-}" = --fast ]; then filter=(--filter "Category!=Slow"); shift; fi
+[ "${1:-}" = -- ] && shift
+extra=("$@")
+
+# PostgreSQL for the service tests: a fresh cluster each run.
+pgport=${LONGSEQ_TEST_PG_PORT:-55499}
+testdata=$root/.data/test
+scripts/pg.sh stop "$testdata" || true
+rm -rf "$testdata"
+scripts/pg.sh start "$testdata" "$pgport" --fast || { echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
+trap 'scripts/pg.sh stop "$testdata"' EXIT
+export LONGSEQ_TEST_PG="$(scripts/pg.sh conn "$testdata" "$pgport")"
+
+# Chromium for the browser tests (Debian's package; Playwright never downloads a browser).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (Debian package) for the browser tests"
+  (apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1) \
+    || echo "warning: could not install chromium; browser tests will fail"
+fi
+
+results=$root/.data/test-results
+rm -rf "$results"; mkdir -p "$results"
+dotnet build LongSeqService.sln -c Release -nologo -v q 2>&1 | grep -E "error|Warn|warn" | head -50
+if [ "${PIPESTATUS[0]}" != 0 ]; then echo "build failed"; echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; fi
+dotnet test LongSeqService.sln -c Release --no-build -nologo "${filter[@]}" \
+  --logger "trx" --results-directory "$results" --logger "console;verbosity=normal" "${extra[@]}" \
+  | grep -vE "^\s*$"
+rc=${PIPESTATUS[0]}
+
+# dotnet test prints no single summary line; add up the trx files.
+read -r passed failed skipped < <(python3 - "$results" <<'PY' 2>/dev/null || echo "0 1 0"
+import sys, glob, xml.etree.ElementTree as ET
+p = f = s = 0
+for path in glob.glob(sys.argv[1] + "/*.trx"):
+    c = ET.parse(path).getroot().find("{*}ResultSummary/{*}Counters")
+    p += int(c.get("passed")); f += int(c.get("failed")) + int(c.get("error")) + int(c.get("timeout")) + int(c.get("aborted"))
+    s += int(c.get("notExecuted"))
+print(p, f, s)
+PY
+)
+[ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1   # a crashed test host counts as a failure
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

@@ -1,0 +1,1 @@
+namespace LongSeqService.Scheduler; internal static class AssemblyMarker;

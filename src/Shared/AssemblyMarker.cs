@@ -1,0 +1,1 @@
+namespace LongSeqService.Shared; internal static class AssemblyMarker;
