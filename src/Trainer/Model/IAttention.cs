@@ -1,0 +1,17 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LongSeqService.Trainer.Model;
+
+/// <summary>
+/// The causal attention core of a decoder layer, swappable so that sequence parallelism (ring,
+/// Ulysses, hybrid) can replace single-device attention without touching the model.
+/// Inputs are this rank's shard of the sequence, RoPE already applied with global positions:
+/// q (B, Hq, Tlocal, D), k and v (B, Hkv, Tlocal, D) with Hq a multiple of Hkv (grouped-query).
+/// Returns (B, Hq, Tlocal, D): softmax(q·kᵀ/√D + causal mask over the *global* token order)·v.
+/// Right padding needs no mask: padded tokens come after every real token and carry no labels.
+/// </summary>
+public interface IAttention
+{
+    Tensor Forward(Tensor q, Tensor k, Tensor v);
+}

@@ -1,0 +1,32 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace LongSeqService.Trainer.Model;
+
+/// <summary>A Hugging Face <c>config.json</c> for Llama / Qwen2 decoders; property names are HF's.</summary>
+public sealed record ModelConfig
+{
+    [JsonPropertyName("model_type")] public string ModelType { get; init; } = "llama";          // llama | qwen2
+    [JsonPropertyName("architectures")] public string[] Architectures { get; init; } = ["LlamaForCausalLM"];
+    [JsonPropertyName("vocab_size")] public int VocabSize { get; init; }
+    [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; }
+    [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; }
+    [JsonPropertyName("num_hidden_layers")] public int NumHiddenLayers { get; init; }
+    [JsonPropertyName("num_attention_heads")] public int NumAttentionHeads { get; init; }
+    [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; init; }
+    [JsonPropertyName("head_dim")] public int? HeadDimOverride { get; init; }
+    [JsonPropertyName("rms_norm_eps")] public double RmsNormEps { get; init; } = 1e-6;
+    [JsonPropertyName("rope_theta")] public double RopeTheta { get; init; } = 10000.0;
+    [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; } = 4096;
+    [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; }
+    /// <summary>Qwen2 has biases on q/k/v; Llama has <c>attention_bias: false</c>.</summary>
+    [JsonPropertyName("attention_bias")] public bool? AttentionBias { get; init; }
+    [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "silu";
+    [JsonPropertyName("torch_dtype")] public string TorchDtype { get; init; } = "float32";
+    [JsonPropertyName("bos_token_id")] public int? BosTokenId { get; init; }
+    [JsonPropertyName("eos_token_id")] public JsonElement? EosTokenId { get; init; }
+
+    [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
+    [JsonIgnore] public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
+    [JsonIgnore] public bool QkvBias => AttentionBias ?? ModelType == "qwen2";
+}
