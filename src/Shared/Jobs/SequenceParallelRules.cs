@@ -1,0 +1,40 @@
+namespace LongSeqService.Shared.Jobs;
+
+/// <summary>
+/// Which sequence-parallel layouts a model's head counts allow, and what to suggest when one does not.
+/// Ring modes split tokens and work with any head count; Ulysses splits heads, so the query heads must
+/// divide among the ranks (K/V heads are repeated when there are fewer); hybrid runs Ulysses over a
+/// sub-group of size u (u divides both N and the heads) and a ring over the N/u sub-groups.
+/// </summary>
+public static class SequenceParallelRules
+{
+    /// <summary>Returns null when the layout works, otherwise a message saying what would.</summary>
+    public static string? Check(string mode, int n, int heads, int kvHeads, int? ulyssesDegree)
+    {
+        if (n < 1) return "sequence_parallel_size must be at least 1";
+        switch (mode)
+        {
+            case "zigzag-ring" or "ring":
+                return ulyssesDegree is null ? null : $"ulysses_degree applies only to sequence_parallel_mode 'hybrid' (mode is '{mode}')";
+            case "ulysses":
+                if (ulyssesDegree is not null) return "ulysses_degree applies only to sequence_parallel_mode 'hybrid'";
+                if (heads % n == 0) return null;
+                var sizes = Divisors(heads).Where(d => d > 1).Take(4).ToList();
+                return $"sequence_parallel_mode 'ulysses' needs num_attention_heads ({heads}) divisible by sequence_parallel_size ({n}); " +
+                       $"use 'hybrid' or 'zigzag-ring'" + (sizes.Count > 0 ? $", or sequence_parallel_size {string.Join(" or ", sizes)}" : "");
+            case "hybrid":
+                if (ulyssesDegree is not { } u) return null; // chosen automatically
+                if (u < 1 || n % u != 0) return $"ulysses_degree ({u}) must divide sequence_parallel_size ({n}); try {string.Join(" or ", Divisors(n))}";
+                if (heads % u != 0)
+                    return $"ulysses_degree ({u}) must divide num_attention_heads ({heads}); try {string.Join(" or ", Divisors(n).Where(d => heads % d == 0))} (or leave it unset to choose automatically)";
+                return null;
+            default:
+                return $"unknown mode '{mode}'; use one of {string.Join(", ", JobSpecKeys.SequenceParallelModes)}";
+        }
+    }
+
+    /// <summary>hybrid's automatic choice: the largest divisor of N that also divides the head count.</summary>
+    public static int AutoUlyssesDegree(int n, int heads) => Divisors(n).Where(d => heads % d == 0).Max();
+
+    public static IEnumerable<int> Divisors(int x) => Enumerable.Range(1, Math.Max(1, x)).Where(d => x % d == 0);
+}
