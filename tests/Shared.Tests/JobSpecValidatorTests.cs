@@ -1,0 +1,66 @@
+using LongSeqService.Shared.Jobs;
+
+namespace LongSeqService.Shared.Tests;
+
+public class JobSpecValidatorTests
+{
+    private static readonly JobSpec Valid = new() { ModelNameOrPath = "builtin:tiny-qwen2", Dataset = "d.json", CutoffLen = 256 };
+    private static ModelShape Qwen => ModelShape.Builtins["builtin:tiny-qwen2"];
+
+    [Fact]
+    public void Validate_DefaultsWithModelAndDataset_HasNoErrors() => Assert.Empty(JobSpecValidator.Validate(Valid, Qwen));
+
+    [Fact]
+    public void Validate_UlyssesHeadsNotDivisible_SuggestsHybridAndSizesThatWork()
+    {
+        var shape = Qwen with { NumAttentionHeads = 14, NumKeyValueHeads = 2 };
+        var errors = JobSpecValidator.Validate(Valid with { SequenceParallelSize = 4, SequenceParallelMode = "ulysses" }, shape);
+        var e = Assert.Single(errors);
+        Assert.Equal("sequence_parallel_mode", e.Field);
+        Assert.Contains("'hybrid'", e.Message);
+        Assert.Contains("2 or 7", e.Message);
+    }
+
+    [Fact]
+    public void Validate_HybridDegreeNotDividingHeads_NamesUlyssesDegree()
+    {
+        var errors = JobSpecValidator.Validate(Valid with { SequenceParallelSize = 4, SequenceParallelMode = "hybrid", UlyssesDegree = 4 }, Qwen);
+        Assert.Equal("ulysses_degree", Assert.Single(errors).Field);
+        Assert.Equal(2, SequenceParallelRules.AutoUlyssesDegree(4, 6));
+    }
+
+    [Theory]
+    [InlineData("stage", "ppo")]
+    [InlineData("lr_scheduler_type", "cosin")]
+    [InlineData("sequence_parallel_mode", "zigzag")]
+    public void Validate_ValueOutsideChoices_NamesFieldAndChoices(string field, string value)
+    {
+        var spec = field switch
+        {
+            "stage" => Valid with { Stage = value },
+            "lr_scheduler_type" => Valid with { LrSchedulerType = value },
+            _ => Valid with { SequenceParallelMode = value },
+        };
+        var e = Assert.Single(JobSpecValidator.Validate(spec, Qwen), x => x.Field == field);
+        Assert.Contains("is not one of", e.Message);
+    }
+
+    [Fact]
+    public void Validate_CutoffShorterThanTwoRanksPerGroup_IsRefused()
+    {
+        var errors = JobSpecValidator.Validate(Valid with { SequenceParallelSize = 8, CutoffLen = 10 }, Qwen);
+        Assert.Contains(errors, e => e.Field == "cutoff_len");
+    }
+
+    [Fact]
+    public void TryResolve_UnknownBuiltinAndMissingDirectory_ExplainWhatExists()
+    {
+        Assert.Null(ModelShape.TryResolve("builtin:tiny-gpt", out var e1));
+        Assert.Contains("builtin:tiny-llama", e1);
+        Assert.Null(ModelShape.TryResolve("/nonexistent/model", out var e2));
+        Assert.Contains("neither", e2);
+    }
+
+    [Fact]
+    public void Suggest_FarFromEveryKey_ReturnsNull() => Assert.Null(JobSpecKeys.Suggest("zzzzzzzzzzzzzz"));
+}
