@@ -28,6 +28,9 @@ public sealed class TextTokenizer : IDisposable
         BosId = bos is null ? null : TokenId(bos);
         EosId = eos is null ? null : TokenId(eos);
         PadId = pad is null ? null : TokenId(pad);
+        BosToken = BosId is null ? null : bos;
+        EosToken = EosId is null ? null : eos;
+        PadToken = PadId is null ? null : pad;
     }
 
     /// <summary>Number of ids: the largest id of the vocabulary or the added tokens, plus one.</summary>
@@ -35,6 +38,9 @@ public sealed class TextTokenizer : IDisposable
     public int? BosId { get; }
     public int? EosId { get; }
     public int? PadId { get; }
+    public string? BosToken { get; }
+    public string? EosToken { get; }
+    public string? PadToken { get; }
 
     /// <summary>
     /// Loads <c>tokenizer.json</c> from <paramref name="dir"/> (or the file itself if a path to a .json is
