@@ -97,7 +97,7 @@ internal static class ExampleParser
             bool modelSlot = i % 2 == 1;
             if (turns[i].IsModelTurn != modelSlot)
             {
-                error = $"has turn {i + 1} from {RoleName(turns[i].Role)} where {(modelSlot ? "an assistant or function_call" : "a user or observation")} " +
+                error = $"has turn {i + 1} ({RoleName(turns[i].Role)}) where {(modelSlot ? "an assistant or function_call" : "a user or observation")} " +
                         "turn is expected (turns alternate, starting with the user)";
                 return null;
             }
@@ -114,7 +114,7 @@ internal static class ExampleParser
         }
         if (e.TryGetProperty("chosen", out _) || e.TryGetProperty("rejected", out _))
         { error = "has 'chosen'/'rejected' but the first example is not preference data (all examples must be alike)"; return null; }
-        if (turns.Count % 2 == 1) { error = $"ends with a {RoleName(turns[^1].Role)} turn; a supervised conversation must end with an assistant turn"; return null; }
+        if (turns.Count % 2 == 1) { error = $"has its last turn from {RoleName(turns[^1].Role)}; a supervised conversation must end with an assistant turn"; return null; }
         return new Example(system, tools, turns, Line: line);
     }
 
@@ -232,9 +232,9 @@ internal static class ExampleParser
 
     internal static string RoleName(Role r) => r switch
     {
-        Role.User => "the user",
-        Role.Assistant => "the assistant",
-        Role.FunctionCall => "a function_call",
-        _ => "an observation",
+        Role.User => "user",
+        Role.Assistant => "assistant",
+        Role.FunctionCall => "function_call",
+        _ => "observation",
     };
 }
