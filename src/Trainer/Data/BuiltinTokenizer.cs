@@ -31,7 +31,7 @@ public static class BuiltinTokenizer
     // Bump when the generated files change for a reason other than the corpus or the specials.
     private const string GeneratorVersion = "builtin-bpe-v1";
 
-    private static readonly Lazy<string> CachedDir = new(CreateCache, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static volatile string? _cachedDir;
 
     /// <summary>Writes <c>tokenizer.json</c> and <c>tokenizer_config.json</c> into <paramref name="dir"/>.</summary>
     public static void WriteTo(string dir)
@@ -46,7 +46,13 @@ public static class BuiltinTokenizer
     /// determines them, so they are built once per machine. Safe under concurrent calls from threads and
     /// processes: each writer fills a private folder and renames it into place atomically.
     /// </summary>
-    public static string EnsureCached() => CachedDir.Value;
+    public static string EnsureCached()
+    {
+        // Re-checked on every call: a temp-folder cleaner may have removed the files since.
+        var dir = _cachedDir;
+        if (dir is not null && IsComplete(dir)) return dir;
+        return _cachedDir = CreateCache();
+    }
 
     private static string CreateCache()
     {

@@ -39,7 +39,7 @@ internal static class JsonRows
             if (!reader.Read())
                 return rows;
             if (reader.TokenType != JsonTokenType.StartArray)
-                throw new DatasetException(path, [new DatasetError(1, "a .json dataset must be a JSON array of examples ([{...}, {...}])")], 1);
+                throw new DatasetException(path, [new DatasetError(1, "a .json dataset must be a JSON array of examples ([{...}, {...}]); for one example per line, name the file .jsonl")], 1);
             while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
             {
                 var at = reader.TokenStartIndex;

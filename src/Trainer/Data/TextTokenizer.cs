@@ -154,16 +154,21 @@ public sealed class TextTokenizer : IDisposable
 
     private static (string? Bos, string? Eos, string? Pad) ReadSpecialTokenNames(string dir, Dictionary<string, int> added)
     {
+        string? bos = null, eos = null, pad = null;
+        bool anyConfig = false;
+        // tokenizer_config.json first; special_tokens_map.json fills what it leaves out.
         foreach (var name in new[] { "tokenizer_config.json", "special_tokens_map.json" })
         {
             var p = Path.Combine(dir, name);
-            if (!File.Exists(p)) continue;
-            var cfg = JsonNode.Parse(File.ReadAllText(p))?.AsObject();
-            if (cfg is null) continue;
-            return (TokenName(cfg["bos_token"]), TokenName(cfg["eos_token"]), TokenName(cfg["pad_token"]));
+            if (!File.Exists(p) || JsonNode.Parse(File.ReadAllText(p)) is not JsonObject cfg) continue;
+            anyConfig = true;
+            bos ??= TokenName(cfg["bos_token"]);
+            eos ??= TokenName(cfg["eos_token"]);
+            pad ??= TokenName(cfg["pad_token"]);
         }
-        var eos = new[] { "<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>" }.FirstOrDefault(added.ContainsKey);
-        return (null, eos, null);
+        if (!anyConfig)
+            eos = new[] { "<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>" }.FirstOrDefault(added.ContainsKey);
+        return (bos, eos, pad);
     }
 
     // A config token is either "text" or {"content": "text", ...} (AddedToken serialised).
