@@ -46,17 +46,18 @@ public static class BuiltinTokenizer
     /// determines them, so they are built once per machine. Safe under concurrent calls from threads and
     /// processes: each writer fills a private folder and renames it into place atomically.
     /// </summary>
-    public static string EnsureCached()
+    /// <param name="cacheRoot">Folder to cache under; default: the system temp folder's <c>longseq-builtin-tokenizer</c>.</param>
+    public static string EnsureCached(string? cacheRoot = null)
     {
+        if (cacheRoot is not null) return CreateCache(cacheRoot);
         // Re-checked on every call: a temp-folder cleaner may have removed the files since.
         var dir = _cachedDir;
         if (dir is not null && IsComplete(dir)) return dir;
-        return _cachedDir = CreateCache();
+        return _cachedDir = CreateCache(Path.Combine(Path.GetTempPath(), "longseq-builtin-tokenizer"));
     }
 
-    private static string CreateCache()
+    private static string CreateCache(string root)
     {
-        var root = Path.Combine(Path.GetTempPath(), "longseq-builtin-tokenizer");
         var final = Path.Combine(root, CacheKey());
         if (IsComplete(final)) return final;
 

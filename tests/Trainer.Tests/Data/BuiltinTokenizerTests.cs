@@ -45,15 +45,23 @@ public class BuiltinTokenizerTests
     }
 
     [Fact]
-    public void EnsureCached_ConcurrentCallers_SameCompleteDirectory()
+    public void EnsureCached_ConcurrentCallersOnEmptyRoot_OneCompleteDirectoryNoLeftovers()
     {
-        var dirs = new string[8];
-        Parallel.For(0, dirs.Length, i => dirs[i] = BuiltinTokenizer.EnsureCached());
+        using var t = new TempFiles();
+        var dirs = new string[6];
+        using var start = new Barrier(dirs.Length);
+        var threads = Enumerable.Range(0, dirs.Length).Select(i => new Thread(() =>
+        {
+            start.SignalAndWait(); // all race to create the same cache entry
+            dirs[i] = BuiltinTokenizer.EnsureCached(t.Dir);
+        })).ToList();
+        threads.ForEach(th => th.Start());
+        threads.ForEach(th => th.Join());
 
         Assert.Single(dirs.Distinct());
-        Assert.True(File.Exists(Path.Combine(dirs[0], "tokenizer.json")));
-        Assert.True(File.Exists(Path.Combine(dirs[0], "tokenizer_config.json")));
-        Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(dirs[0])!, ".staging-*"));
+        Assert.Equal([dirs[0]], Directory.GetDirectories(t.Dir)); // staging folders cleaned up
+        using var tok = TextTokenizer.Load(dirs[0]);
+        Assert.Equal(TestTokenizer.Builtin.Encode("hello world"), tok.Encode("hello world"));
     }
 
     [Fact]
