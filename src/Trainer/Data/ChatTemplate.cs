@@ -1,0 +1,176 @@
+using S = LongSeqService.Trainer.Data.TemplateSlot;
+
+namespace LongSeqService.Trainer.Data;
+
+/// <summary>
+/// A chat template as LLaMA-Factory defines it (<c>src/llamafactory/data/template.py</c>): formatters for
+/// each kind of turn, a prefix, a default system prompt and the tool format. Renders a conversation into
+/// one token-id list per message, exactly as LLaMA-Factory's <c>Template._encode</c> does: the first
+/// message carries prefix + system (+ tool definitions); every text element is encoded on its own with
+/// no special tokens added; BOS/EOS slots become the tokenizer's ids.
+/// </summary>
+public sealed class ChatTemplate
+{
+    public string Name { get; }
+    public string DefaultSystem { get; }
+    public ToolFormat ToolFormat { get; }
+    /// <summary>Tokens that end a model turn (LLaMA-Factory stop_words); the first replaces EOS for generation.</summary>
+    public IReadOnlyList<string> StopWords { get; }
+    /// <summary>Special tokens the template's text contains; the tokenizer must have each as one token.</summary>
+    public IReadOnlyList<string> SpecialTokens { get; }
+
+    private readonly S[] _prefix, _system, _user, _assistant, _function, _observation;
+
+    private ChatTemplate(string name, S[] user, S[] assistant, S[] system, S[]? function = null, S[]? observation = null,
+        S[]? prefix = null, string defaultSystem = "", ToolFormat toolFormat = ToolFormat.Default,
+        string[]? stopWords = null, string[]? specialTokens = null)
+    {
+        Name = name;
+        _user = user;
+        _assistant = assistant;
+        _system = system;
+        _function = function ?? assistant; // LLaMA-Factory: FunctionFormatter(slots=format_assistant.slots)
+        _observation = observation ?? user;
+        _prefix = prefix ?? [];
+        DefaultSystem = defaultSystem;
+        ToolFormat = toolFormat;
+        StopWords = stopWords ?? [];
+        SpecialTokens = specialTokens ?? [];
+    }
+
+    private static readonly Dictionary<string, ChatTemplate> Templates = new[]
+    {
+        new ChatTemplate("default",
+            user: ["Human: {{content}}", S.Eos, "\nAssistant:"],
+            assistant: ["{{content}}", S.Eos, "\n"],
+            system: ["System: {{content}}", S.Eos, "\n"]),
+        new ChatTemplate("chatml",
+            user: ["<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n"],
+            assistant: ["{{content}}<|im_end|>\n"],
+            system: ["<|im_start|>system\n{{content}}<|im_end|>\n"],
+            observation: ["<|im_start|>tool\n{{content}}<|im_end|>\n<|im_start|>assistant\n"],
+            stopWords: ["<|im_end|>", "<|im_start|>"],
+            specialTokens: ["<|im_start|>", "<|im_end|>"]),
+        new ChatTemplate("qwen",
+            user: ["<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n"],
+            assistant: ["{{content}}<|im_end|>\n"],
+            system: ["<|im_start|>system\n{{content}}<|im_end|>\n"],
+            function: ["{{content}}<|im_end|>\n"],
+            observation: ["<|im_start|>user\n<tool_response>\n{{content}}\n</tool_response><|im_end|>\n<|im_start|>assistant\n"],
+            defaultSystem: "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+            toolFormat: ToolFormat.Qwen,
+            stopWords: ["<|im_end|>"],
+            specialTokens: ["<|im_start|>", "<|im_end|>"]),
+        new ChatTemplate("llama3",
+            user: ["<|start_header_id|>user<|end_header_id|>\n\n{{content}}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"],
+            assistant: ["{{content}}<|eot_id|>"],
+            system: ["<|start_header_id|>system<|end_header_id|>\n\n{{content}}<|eot_id|>"],
+            function: ["{{content}}<|eot_id|>"],
+            observation: ["<|start_header_id|>ipython<|end_header_id|>\n\n{{content}}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"],
+            prefix: [S.Bos],
+            toolFormat: ToolFormat.Llama3,
+            stopWords: ["<|eot_id|>", "<|eom_id|>"],
+            specialTokens: ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]),
+    }.ToDictionary(t => t.Name);
+
+    public static IReadOnlyList<string> Names { get; } = [.. Templates.Keys];
+
+    public static ChatTemplate Get(string name) =>
+        Templates.TryGetValue(name, out var t) ? t
+        : throw new ArgumentException($"unknown template '{name}'; supported: {string.Join(", ", Names)}", nameof(name));
+
+    private bool UsesEos => new[] { _prefix, _system, _user, _assistant, _function, _observation }
+        .Any(f => f.Any(s => s.Token == S.Kind.Eos));
+
+    /// <summary>Null when <paramref name="tokenizer"/> can render this template, else the one-line reason.</summary>
+    public string? Incompatibility(TextTokenizer tokenizer)
+    {
+        var missing = SpecialTokens.FirstOrDefault(t => !tokenizer.IsAddedToken(t));
+        if (missing is not null) return $"template '{Name}' needs special token {missing}, which the tokenizer does not have";
+        if (UsesEos && tokenizer.EosId is null)
+            return $"template '{Name}' needs an EOS token, which the tokenizer does not define (eos_token in tokenizer_config.json)";
+        return null;
+    }
+
+    /// <summary>Throws a one-line <see cref="InvalidOperationException"/> naming the missing token and the templates that would work.</summary>
+    public void Validate(TextTokenizer tokenizer)
+    {
+        var why = Incompatibility(tokenizer);
+        if (why is null) return;
+        var fits = Names.Where(n => n != Name && Templates[n].Incompatibility(tokenizer) is null).Select(n => $"'{n}'").ToList();
+        var advice = fits.Count == 0 ? "no supported template fits this tokenizer"
+            : "use template " + string.Join(" or ", fits) + " instead";
+        throw new InvalidOperationException($"{why}; {advice}");
+    }
+
+    /// <summary>
+    /// Token ids of each message (LLaMA-Factory <c>Template._encode</c>). Message 0 starts with the prefix
+    /// and the system prompt (the template's default when <paramref name="system"/> is empty) followed by
+    /// the tool definitions of <paramref name="tools"/>.
+    /// </summary>
+    public List<int[]> EncodeMessages(TextTokenizer tokenizer, IReadOnlyList<Turn> turns, string system, string tools)
+    {
+        var result = new List<int[]>(turns.Count);
+        var ids = new List<int>();
+        foreach (var elements in MessageElements(turns, system, tools))
+        {
+            ids.Clear();
+            foreach (var e in elements)
+            {
+                switch (e.Token)
+                {
+                    case S.Kind.Text when e.Text.Length > 0: ids.AddRange(tokenizer.Encode(e.Text)); break;
+                    case S.Kind.Bos when tokenizer.BosId is { } bos: ids.Add(bos); break;
+                    case S.Kind.Eos when tokenizer.EosId is { } eos: ids.Add(eos); break;
+                }
+            }
+            result.Add([.. ids]);
+        }
+        return result;
+    }
+
+    /// <summary>The text of each message as the model sees it, BOS/EOS written as the tokenizer spells them.</summary>
+    public List<string> RenderMessages(TextTokenizer tokenizer, IReadOnlyList<Turn> turns, string system, string tools) =>
+        MessageElements(turns, system, tools).Select(elements => string.Concat(elements.Select(e => e.Token switch
+        {
+            S.Kind.Bos => tokenizer.BosToken ?? "",
+            S.Kind.Eos => tokenizer.EosToken ?? "",
+            _ => e.Text,
+        }))).ToList();
+
+    private IEnumerable<List<S>> MessageElements(IReadOnlyList<Turn> turns, string system, string tools)
+    {
+        system = string.IsNullOrEmpty(system) ? DefaultSystem : system;
+        for (int i = 0; i < turns.Count; i++)
+        {
+            var elements = new List<S>();
+            if (i == 0)
+            {
+                elements.AddRange(_prefix);
+                if (system.Length > 0 || tools.Length > 0)
+                {
+                    var toolText = tools.Length > 0 ? ToolText.FormatTools(ToolFormat, tools) : "";
+                    elements.AddRange(S.Apply(_system, system + toolText));
+                }
+            }
+            var turn = turns[i];
+            elements.AddRange(turn.Role switch
+            {
+                Role.User => S.Apply(_user, turn.Content),
+                Role.Assistant => S.Apply(_assistant, turn.Content),
+                Role.Observation => S.Apply(_observation, turn.Content),
+                _ => S.Apply(_function, FunctionText(turn.Content)),
+            });
+            yield return elements;
+        }
+    }
+
+    private string FunctionText(string content) =>
+        FunctionCalls.TryParse(content, out var calls, out var why)
+            ? ToolText.FormatFunction(ToolFormat, calls)
+            : throw new FormatException($"function_call turn is not a JSON tool call ({why}): {content}");
+
+    /// <summary>Ids of the tokens that end generation: EOS and the stop words the tokenizer has.</summary>
+    public int[] StopTokenIds(TextTokenizer tokenizer) =>
+        StopWords.Select(tokenizer.TokenId).Append(tokenizer.EosId).OfType<int>().Distinct().ToArray();
+}
