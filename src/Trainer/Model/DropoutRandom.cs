@@ -35,8 +35,11 @@ public sealed class DropoutRandom
         return (x * keep / (1 - p)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The generator state now (null if nothing has been drawn yet), for a later <see cref="Restore"/>.</summary>
-    public Tensor? Snapshot() => generator?.get_state();
+    /// <summary>
+    /// The generator state now (null if nothing has been drawn yet), for a later <see cref="Restore"/>.
+    /// Detached from any dispose scope: it lives as long as the autograd graph that keeps it.
+    /// </summary>
+    public Tensor? Snapshot() => generator?.get_state().DetachFromDisposeScope();
 
     /// <summary>Puts the stream back to a <see cref="Snapshot"/>; null means "never drawn".</summary>
     public void Restore(Tensor? state)
