@@ -10,10 +10,20 @@ namespace LongSeqService.Trainer.Model;
 /// </summary>
 public sealed class DropoutRandom
 {
-    private readonly long seed;
+    private long seed;
     private Generator? generator;
 
     public DropoutRandom(long seed) => this.seed = seed;
+
+    /// <summary>
+    /// Restarts the stream from a new seed (e.g. seed + rank, so that ranks holding different tokens
+    /// do not draw the same masks).
+    /// </summary>
+    public void Reseed(long newSeed)
+    {
+        seed = newSeed;
+        generator = null;
+    }
 
     private Generator For(Device device)
     {

@@ -86,4 +86,30 @@ public class GradientCheckpointTests
             Assert.True(MaxAbsDiff(g, checkpointed[name]) <= 1e-12, $"{name}: {MaxAbsDiff(g, checkpointed[name])}");
         }
     }
+
+    [Fact]
+    public void Checkpointing_BFloat16TinyLlama_GradientsMatchPlain()
+    {
+        using var scope = NewDisposeScope();
+        var model = BuiltinModels.Create("builtin:tiny-llama", ScalarType.BFloat16, new SdpaAttention());
+        var ids = Ids(1, 64, 1024, 30);
+        Dictionary<string, Tensor> Run(bool checkpointing)
+        {
+            model.zero_grad();
+            model.GradientCheckpointing = checkpointing;
+            var logits = model.call(ids, Positions(1, 64)).to_type(ScalarType.Float32);
+            var loss = nn.functional.cross_entropy(logits.narrow(1, 0, 63).reshape(-1, 1024), ids.narrow(1, 1, 63).reshape(-1));
+            Assert.True(double.IsFinite(loss.item<float>()));
+            loss.backward();
+            return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+        }
+        var plain = Run(false);
+        var checkpointed = Run(true);
+        foreach (var (name, g) in plain)
+        {
+            Assert.Equal(ScalarType.BFloat16, g.dtype);
+            var scale = g.abs().max().to_type(ScalarType.Float32).item<float>();
+            Assert.True(MaxAbsDiff(g, checkpointed[name]) <= 1e-2 * scale + 1e-6, $"{name}: {MaxAbsDiff(g, checkpointed[name])} (scale {scale})");
+        }
+    }
 }

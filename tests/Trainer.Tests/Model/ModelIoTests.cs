@@ -107,6 +107,33 @@ public class ModelIoTests
     }
 
     [Fact]
+    public void SaveThenLoad_UnknownConfigKeys_KeptAndWrittenBack()
+    {
+        using var scope = NewDisposeScope();
+        var dir = TempDir();
+        try
+        {
+            var model = BuiltinModels.Create("builtin:tiny-llama", ScalarType.Float32, new SdpaAttention());
+            ModelSaver.Save(model, dir);
+            var path = Path.Combine(dir, "config.json");
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            json["initializer_range"] = 0.02;
+            json["transformers_version"] = "4.46.0";
+            File.WriteAllText(path, json.ToJsonString());
+
+            var (loaded, cfg, _) = ModelLoader.Load(dir, ScalarType.Float32, new SdpaAttention());
+            Assert.Equal(0.02, cfg.Extra!["initializer_range"].GetDouble());
+            var dir2 = Path.Combine(dir, "again");
+            ModelSaver.Save(loaded, dir2);
+            using var written = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir2, "config.json")));
+            Assert.Equal("4.46.0", written.RootElement.GetProperty("transformers_version").GetString());
+            Assert.Equal(128, written.RootElement.GetProperty("hidden_size").GetInt32());
+            Assert.False(written.RootElement.TryGetProperty("head_dim", out _));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void Load_MissingTensor_FailsNamingIt()
     {
         using var scope = NewDisposeScope();
