@@ -25,6 +25,11 @@ public sealed record ModelConfig
     [JsonPropertyName("torch_dtype")] public string TorchDtype { get; init; } = "float32";
     [JsonPropertyName("bos_token_id")] public int? BosTokenId { get; init; }
     [JsonPropertyName("eos_token_id")] public JsonElement? EosTokenId { get; init; }
+    /// <summary>HF <c>rope_scaling</c> (llama3, yarn, ...): not implemented; the loader refuses such models.</summary>
+    [JsonPropertyName("rope_scaling")] public JsonElement? RopeScaling { get; init; }
+
+    /// <summary>Every other key of config.json, kept so that a saved model writes them back unchanged.</summary>
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; init; }
 
     [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
     [JsonIgnore] public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;

@@ -1,0 +1,86 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LongSeqService.Trainer.Model;
+
+/// <summary>
+/// A Llama / Qwen2 causal language model with Hugging Face parameter names
+/// (<c>model.layers.0.self_attn.q_proj.weight</c>, <c>lm_head.weight</c>), so HF checkpoints load and
+/// saved ones load back into HF. <c>lm_head</c> is absent when <c>tie_word_embeddings</c>: logits then
+/// use the embedding matrix.
+/// </summary>
+public sealed class CausalLM : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly DecoderStack model;
+    private readonly Linear? lm_head;
+
+    /// <param name="cfg">The HF config.</param>
+    /// <param name="attention">The causal attention core (single-device, ring, Ulysses...).</param>
+    /// <param name="dtype">Parameter dtype (float32, bfloat16, float64).</param>
+    /// <param name="device">Where the parameters live (default CPU).</param>
+    /// <param name="initSeed">Seed of the HF-style random init (<see cref="WeightInit"/>); null leaves
+    /// weights zero (norms one) for a loader that fills them all.</param>
+    public CausalLM(ModelConfig cfg, IAttention attention, ScalarType dtype = ScalarType.Float32, Device? device = null, long? initSeed = 0)
+        : base(nameof(CausalLM))
+    {
+        Config = cfg;
+        model = new DecoderStack(cfg, attention, dtype, device);
+        lm_head = cfg.TieWordEmbeddings ? null : Projections.Linear(cfg.HiddenSize, cfg.VocabSize, false, dtype, device);
+        Attention = attention;
+        model.DropoutRandom = DropoutRandom;
+        RegisterComponents();
+        if (initSeed is long seed) WeightInit.HfStyle(this, seed);
+    }
+
+    public ModelConfig Config { get; }
+    public IAttention Attention { get; private set; }
+    public DecoderStack Model => model;
+    public IReadOnlyList<DecoderLayer> Layers => model.Layers;
+    public ScalarType DType => model.EmbedTokens.weight!.dtype;
+    public Device Device => model.EmbedTokens.weight!.device;
+
+    /// <summary>The LoRA settings applied with <see cref="ApplyLora"/>; null for full fine-tuning.</summary>
+    public LoraSettings? Lora { get; internal set; }
+
+    /// <summary>Random stream of LoRA dropout (per replica; replayed by gradient checkpointing).</summary>
+    public DropoutRandom DropoutRandom { get; } = new(seed: 0);
+
+    /// <summary>Recompute each decoder layer in backward instead of keeping its activations.</summary>
+    public bool GradientCheckpointing
+    {
+        get => model.GradientCheckpointing;
+        set => model.GradientCheckpointing = value;
+    }
+
+    /// <summary>Replaces the causal core in every layer (e.g. ring attention for sequence parallelism).</summary>
+    public void SetAttention(IAttention attention)
+    {
+        Attention = attention;
+        foreach (var layer in model.Layers) layer.SelfAttention.Attention = attention;
+    }
+
+    /// <summary>(B, T) ids and (B, T) global positions → (B, T, H) hidden states after the final norm.</summary>
+    public Tensor Hidden(Tensor inputIds, Tensor positionIds) => model.call(inputIds, positionIds);
+
+    /// <summary>(B, T, H) hidden → (B, T, V) logits (in the model dtype).</summary>
+    public Tensor Logits(Tensor hidden) =>
+        lm_head is null ? nn.functional.linear(hidden, model.EmbedTokens.weight!) : lm_head.call(hidden);
+
+    /// <summary>Logits for (B, T) ids at (B, T) positions.</summary>
+    public override Tensor forward(Tensor inputIds, Tensor positionIds)
+    {
+        using var scope = NewDisposeScope();
+        return Logits(Hidden(inputIds, positionIds)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Wraps the target projections in LoRA adapters and freezes every other parameter.</summary>
+    public void ApplyLora(LoraSettings settings) => LoraAdapters.Apply(this, settings);
+
+    /// <summary>Folds B·A·scale into the base weights and removes the adapters (for export).</summary>
+    public void MergeLora() => LoraAdapters.Merge(this);
+
+    /// <summary>Parameters under their HF names, without LoRA adapter tensors (what model.safetensors holds).</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> BaseParameters() =>
+        named_parameters().Where(p => !LoraAdapters.IsAdapterName(p.name)).Select(p => (p.name, p.parameter));
+}

@@ -1,0 +1,37 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LongSeqService.Trainer.Model;
+
+/// <summary>
+/// RMSNorm: x / sqrt(mean(x²) + eps) · weight. Like HF, the statistics are computed in float32 for
+/// half-precision inputs (float64 stays float64), the normalised value is cast back to the input dtype,
+/// and only then multiplied by the weight.
+/// </summary>
+public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;
+    private readonly double eps;
+
+    public RmsNorm(long hiddenSize, double eps, ScalarType dtype = ScalarType.Float32, Device? device = null)
+        : base(nameof(RmsNorm))
+    {
+        weight = new Parameter(ones(hiddenSize, dtype: dtype, device: device));
+        this.eps = eps;
+        RegisterComponents();
+    }
+
+    public Parameter Weight => weight;
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var inputType = x.dtype;
+        var statType = inputType == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        var xs = x.to_type(statType);
+        var variance = xs.pow(2).mean([-1L], keepdim: true);                               // (B, T, 1)
+        var normed = (xs * (variance + eps).rsqrt()).to_type(inputType);
+        return (weight * normed).MoveToOuterDisposeScope();
+    }
+}
