@@ -64,3 +64,9 @@ internal static class AttentionReference
         Assert.True(error <= tolerance, $"{what}: relative error {error:E3} > {tolerance:E1}");
     }
 }
+
+internal static class TensorAssert
+{
+    /// <summary>Same shape and bit-for-bit equal values.</summary>
+    public static bool Identical(this Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.eq(b).all().item<bool>();
+}
