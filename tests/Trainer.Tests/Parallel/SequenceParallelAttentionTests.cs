@@ -74,6 +74,22 @@ public class SequenceParallelAttentionTests
         AssertClose(expected.Dv, actual.Dv, 1e-5, "dv");
     }
 
+    [Fact]
+    public void ZigzagRing_BFloat16_MergesInFloat32AndStaysCloseToReference()
+    {
+        var plan = SequenceParallelPlan.Create("zigzag-ring", 2, 8, 4);
+        var (q, k, v, dout) = Inputs(1, 8, 4, 64, 16, ScalarType.Float32);
+        (q, k, v, dout) = (q.to(ScalarType.BFloat16), k.to(ScalarType.BFloat16), v.to(ScalarType.BFloat16), dout.to(ScalarType.BFloat16));
+
+        var expected = WithGrads((a, b, c) => Attention(a, b, c), q.to(ScalarType.Float64), k.to(ScalarType.Float64), v.to(ScalarType.Float64), dout.to(ScalarType.Float64));
+        var actual = RunSharded(plan, q, k, v, dout);
+
+        Assert.Equal(ScalarType.BFloat16, actual.Out.dtype);
+        AssertClose(expected.Out, actual.Out, 2e-2, "out");
+        AssertClose(expected.Dq, actual.Dq, 3e-2, "dq");
+        AssertClose(expected.Dk, actual.Dk, 3e-2, "dk");
+    }
+
     [Theory]
     [InlineData("zigzag-ring")]
     [InlineData("ulysses")]
@@ -110,6 +126,55 @@ public class SequenceParallelAttentionTests
         AssertClose(expected.Dk, actual.Dk.narrow(2, 0, real), 1e-10, "dk");
         AssertClose(expected.Dv, actual.Dv.narrow(2, 0, real), 1e-10, "dv");
         Assert.Equal(0.0, actual.Dk.narrow(2, real, padded - real).abs().max().item<double>());
+    }
+
+    [Theory]
+    [InlineData("zigzag-ring")]
+    [InlineData("hybrid")]
+    public void Attention_TwoStackedLayersInsideDisposeScope_MatchesReference(string mode)
+    {
+        // Two attention calls per step share the group (and message tags), as decoder layers do.
+        var plan = SequenceParallelPlan.Create(mode, 4, 8, 8, mode == "hybrid" ? 2 : null);
+        var (q, k, v, dout) = Inputs(1, 8, 8, 16, 4, ScalarType.Float64);
+        Tensor TwoLayers(Tensor a, Tensor b, Tensor c, Func<Tensor, Tensor, Tensor, Tensor> attention) => attention(attention(a, b, c), b, c);
+        var expected = WithGrads((a, b, c) => TwoLayers(a, b, c, (x, y, z) => Attention(x, y, z)), q, k, v, dout);
+
+        var shards = InProcessWorld.Run(4, comm =>
+        {
+            var attention = plan.CreateAttention(comm);
+            var (ql, kl, vl) = (plan.Shard(q, comm.Rank, 2).requires_grad_(), plan.Shard(k, comm.Rank, 2).requires_grad_(), plan.Shard(v, comm.Rank, 2).requires_grad_());
+            using (var step = torch.NewDisposeScope())
+            {
+                var o = TwoLayers(ql, kl, vl, attention.Forward);
+                (o * plan.Shard(dout, comm.Rank, 2)).sum().backward();
+            }
+            return (Dq: ql.grad!, Dk: kl.grad!);
+        }, TimeSpan.FromSeconds(60));
+
+        AssertClose(expected.Dq, plan.Unshard(shards.Select(s => s.Dq).ToList(), 2), 1e-10, "dq");
+        AssertClose(expected.Dk, plan.Unshard(shards.Select(s => s.Dk).ToList(), 2), 1e-10, "dk");
+    }
+
+    [Fact]
+    public void ZigzagRing_DataParallelTimesSequenceParallelWorld_EachSpGroupMatchesItsReference()
+    {
+        // World of 4 = 2 data-parallel replicas × SP groups of 2 ranks ({0, 1} and {2, 3}), each on its own batch.
+        var plan = SequenceParallelPlan.Create("zigzag-ring", 2, 4, 2);
+        var batches = new[] { Inputs(1, 4, 2, 8, 4, ScalarType.Float64, seed: 1), Inputs(1, 4, 2, 8, 4, ScalarType.Float64, seed: 2) };
+
+        var outs = InProcessWorld.Run(4, world =>
+        {
+            var replica = world.Rank / 2;
+            var sp = world.Split([2 * replica, 2 * replica + 1]);
+            var (q, k, v, _) = batches[replica];
+            return plan.CreateAttention(sp).Forward(plan.Shard(q, sp.Rank, 2), plan.Shard(k, sp.Rank, 2), plan.Shard(v, sp.Rank, 2));
+        }, TimeSpan.FromSeconds(60));
+
+        for (var replica = 0; replica < 2; replica++)
+        {
+            var (q, k, v, _) = batches[replica];
+            AssertClose(Attention(q, k, v), plan.Unshard([outs[2 * replica], outs[2 * replica + 1]], 2), 1e-10, $"replica {replica}");
+        }
     }
 
     [Fact]
