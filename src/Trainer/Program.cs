@@ -1,3 +1,46 @@
-using TorchSharp;
+using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Cli;
 
-Console.WriteLine($"torch {torch.__version__}: {torch.ones(2, 2).sum().item<float>()}");
+// The trainer CLI: training without the service (like llamafactory-cli), the SP self-check and
+// benchmark, and the trainer-host process of the service.
+const string usage = """
+    usage:
+      trainer train CONFIG.yaml [--key value ...]     train (LLaMA-Factory keys; --key overrides the file)
+      trainer parity --model M --sp N --mode MODE ... compare SP=N with SP=1 (exit 0 when within tolerance)
+      trainer bench --model M --seq-len T --sp N ...  tokens/s, attention balance and memory per configuration
+      trainer host --api URL --token KEY ...          run a trainer host for the service
+    """;
+
+try
+{
+    return args.FirstOrDefault() switch
+    {
+        "train" => TrainCommand.Run(args[1..]),
+        "parity" => ParityCommand.Run(args[1..]),
+        "bench" => BenchCommand.Run(args[1..]),
+        null or "-h" or "--help" or "help" => Help(),
+        var other => throw new CliException($"unknown command '{other}'\n{usage}"),
+    };
+}
+catch (CliException e)
+{
+    Console.Error.WriteLine("error: " + e.Message);
+    return 2;
+}
+catch (JobSpecException e)
+{
+    foreach (var err in e.Errors) Console.Error.WriteLine($"error: {err.Field}: {err.Message}");
+    return 2;
+}
+catch (Exception e) when (Environment.GetEnvironmentVariable("LONGSEQ_DEBUG") is null)
+{
+    // A failure during the run: one line for people and the trainer host (which reports the last stderr line).
+    Console.Error.WriteLine("error: " + (e is AggregateException { InnerException: { } inner } ? inner.Message : e.Message));
+    return 1;
+}
+
+int Help()
+{
+    Console.WriteLine(usage);
+    return 0;
+}

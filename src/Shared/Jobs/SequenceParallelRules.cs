@@ -11,7 +11,9 @@ public static class SequenceParallelRules
     /// <summary>Returns null when the layout works, otherwise a message saying what would.</summary>
     public static string? Check(string mode, int n, int heads, int kvHeads, int? ulyssesDegree)
     {
-        if (n < 1) return "sequence_parallel_size must be at least 1";
+        if (n < 1) return $"sequence_parallel_size must be at least 1 (got {n})";
+        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0)
+            return $"num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kvHeads})";
         switch (mode)
         {
             case "zigzag-ring" or "ring":
@@ -20,8 +22,10 @@ public static class SequenceParallelRules
                 if (ulyssesDegree is not null) return "ulysses_degree applies only to sequence_parallel_mode 'hybrid'";
                 if (heads % n == 0) return null;
                 var sizes = Divisors(heads).Where(d => d > 1).Take(4).ToList();
+                int auto = AutoUlyssesDegree(n, heads);
+                var alternatives = auto > 1 ? $"use 'hybrid' (ulysses_degree {auto} × ring {n / auto}) or 'zigzag-ring'" : "use 'hybrid' (a pure ring here) or 'zigzag-ring'";
                 return $"sequence_parallel_mode 'ulysses' needs num_attention_heads ({heads}) divisible by sequence_parallel_size ({n}); " +
-                       $"use 'hybrid' or 'zigzag-ring'" + (sizes.Count > 0 ? $", or sequence_parallel_size {string.Join(" or ", sizes)}" : "");
+                       alternatives + (sizes.Count > 0 ? $", or sequence_parallel_size {string.Join(" or ", sizes)}" : "");
             case "hybrid":
                 if (ulyssesDegree is not { } u) return null; // chosen automatically
                 if (u < 1 || n % u != 0) return $"ulysses_degree ({u}) must divide sequence_parallel_size ({n}); try {string.Join(" or ", Divisors(n))}";

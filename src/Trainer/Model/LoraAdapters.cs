@@ -43,6 +43,22 @@ public static class LoraAdapters
         model.Lora = settings;
     }
 
+    /// <summary>
+    /// Turns every adapter off until the returned handle is disposed: the model is then its frozen base,
+    /// which is DPO's reference model under LoRA (no second copy of the weights in memory).
+    /// </summary>
+    public static IDisposable Disabled(CausalLM model)
+    {
+        var adapters = model.modules().OfType<LoraLinear>().Where(l => l.AdapterEnabled).ToList();
+        foreach (var a in adapters) a.AdapterEnabled = false;
+        return new Restore(adapters);
+    }
+
+    private sealed class Restore(List<LoraLinear> adapters) : IDisposable
+    {
+        public void Dispose() { foreach (var a in adapters) a.AdapterEnabled = true; }
+    }
+
     /// <summary>Replaces every <see cref="LoraLinear"/> by a Linear with the merged weight; all parameters trainable again.</summary>
     public static void Merge(CausalLM model)
     {

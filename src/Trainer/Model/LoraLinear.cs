@@ -48,10 +48,14 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public Parameter LoraB => lora_B.weight!;
     public double Scaling => scaling;
 
+    /// <summary>When false the layer is exactly its frozen base (DPO's reference model under LoRA).</summary>
+    public bool AdapterEnabled { get; set; } = true;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         var y = nn.functional.linear(x, weight, bias);
+        if (!AdapterEnabled) return y.MoveToOuterDisposeScope();
         var adapterInput = training && dropout > 0 ? random.Dropout(x, dropout) : x;
         var update = lora_B.call(lora_A.call(adapterInput));                               // (…, out)
         return (y + update * scaling).MoveToOuterDisposeScope();

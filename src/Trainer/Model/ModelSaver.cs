@@ -23,8 +23,7 @@ public static class ModelSaver
     public static void Save(CausalLM model, string dir)
     {
         Directory.CreateDirectory(dir);
-        var cfg = model.Config with { TorchDtype = HfDtypeName(model.DType) };
-        File.WriteAllText(Path.Combine(dir, ModelLoader.ConfigFile), JsonSerializer.Serialize(cfg, JsonOptions));
+        SaveConfig(model, dir);
 
         var tensors = model.BaseParameters().ToDictionary(p => p.Name, p => p.Parameter.detach().cpu().contiguous());
         try
@@ -35,6 +34,13 @@ public static class ModelSaver
         {
             foreach (var t in tensors.Values) t.Dispose();
         }
+    }
+
+    /// <summary>config.json for <paramref name="model"/> (with its dtype), e.g. beside a LoRA adapter.</summary>
+    public static void SaveConfig(CausalLM model, string dir)
+    {
+        var cfg = model.Config with { TorchDtype = HfDtypeName(model.DType) };
+        File.WriteAllText(Path.Combine(dir, ModelLoader.ConfigFile), JsonSerializer.Serialize(cfg, JsonOptions));
     }
 
     public static string HfDtypeName(ScalarType dtype) => dtype switch

@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Jobs;
 using TorchSharp;
 using LongSeqService.Trainer.Model;
 using static TorchSharp.torch;
@@ -51,40 +52,21 @@ public sealed class SequenceParallelPlan
     public static SequenceParallelPlan Create(string mode, int size, int numHeads, int numKeyValueHeads, int? ulyssesDegree = null) =>
         Create(ParseMode(mode), size, numHeads, numKeyValueHeads, ulyssesDegree);
 
-    /// <summary>The problem with these settings in the job spec's words, or null when they work.</summary>
+    /// <summary>The problem with these settings in the job spec's words, or null when they work
+    /// (the rules live in <see cref="SequenceParallelRules"/>, shared with the API's validation).</summary>
     public static string? Validate(SequenceParallelMode mode, int size, int numHeads, int numKeyValueHeads, int? ulyssesDegree, out int degree)
     {
-        degree = 1;
-        if (size < 1) return $"sequence_parallel_size must be at least 1 (got {size})";
-        if (numHeads < 1 || numKeyValueHeads < 1 || numHeads % numKeyValueHeads != 0)
-            return $"num_attention_heads ({numHeads}) must be a positive multiple of num_key_value_heads ({numKeyValueHeads})";
-        if (ulyssesDegree is not null && mode != SequenceParallelMode.Hybrid)
-            return $"ulysses_degree only applies to sequence_parallel_mode 'hybrid' (got '{Name(mode)}')";
-        var headDivisors = Divisors(numHeads).Where(d => d > 1);
-        switch (mode)
+        degree = mode switch
         {
-            case SequenceParallelMode.ZigzagRing or SequenceParallelMode.Ring:
-                return null;
-            case SequenceParallelMode.Ulysses:
-                degree = size;
-                if (numHeads % size == 0) return null;
-                var hybrid = AutoUlyssesDegree(size, numHeads);
-                var alternatives = hybrid > 1
-                    ? $"use 'hybrid' (ulysses_degree {hybrid} × ring {size / hybrid}) or 'zigzag-ring'"
-                    : "use 'zigzag-ring'";
-                return $"sequence_parallel_mode 'ulysses' needs num_attention_heads ({numHeads}) divisible by sequence_parallel_size ({size}); " +
-                       $"{alternatives}, or sequence_parallel_size {Or(headDivisors)}";
-            default:
-                degree = ulyssesDegree ?? AutoUlyssesDegree(size, numHeads);
-                var valid = Divisors(size).Where(d => numHeads % d == 0);
-                if (degree < 1 || size % degree != 0 || numHeads % degree != 0)
-                    return $"ulysses_degree ({degree}) must divide both sequence_parallel_size ({size}) and num_attention_heads ({numHeads}); use {Or(valid)}";
-                return null;
-        }
+            SequenceParallelMode.Ulysses => size,
+            SequenceParallelMode.Hybrid when size >= 1 && numHeads >= 1 => ulyssesDegree ?? AutoUlyssesDegree(size, numHeads),
+            _ => 1,
+        };
+        return SequenceParallelRules.Check(Name(mode), size, numHeads, numKeyValueHeads, ulyssesDegree);
     }
 
     /// <summary>Hybrid's default: the largest divisor of N that divides the query heads (K/V heads are repeated as needed).</summary>
-    public static int AutoUlyssesDegree(int size, int numHeads) => Divisors(size).Where(d => numHeads % d == 0).Max();
+    public static int AutoUlyssesDegree(int size, int numHeads) => SequenceParallelRules.AutoUlyssesDegree(size, numHeads);
 
     public static SequenceParallelMode ParseMode(string mode) => mode.Trim().ToLowerInvariant() switch
     {
@@ -166,13 +148,5 @@ public sealed class SequenceParallelPlan
             SequenceParallelMode.Ulysses => new UlyssesAttention(group, new LocalAttention(kernel, timer), timer),
             _ => new HybridAttention(group, UlyssesDegree, kernel, timer),
         };
-    }
-
-    private static IEnumerable<int> Divisors(int n) => Enumerable.Range(1, n).Where(d => n % d == 0);
-
-    private static string Or(IEnumerable<int> values)
-    {
-        var list = values.Select(v => v.ToString()).ToList();
-        return list.Count <= 1 ? string.Join("", list) : $"{string.Join(", ", list.Take(list.Count - 1))} or {list[^1]}";
     }
 }

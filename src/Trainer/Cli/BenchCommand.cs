@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Training;
+using static TorchSharp.torch;
+
+namespace LongSeqService.Trainer.Cli;
+
+/// <summary>
+/// <c>trainer bench</c>: for each sequence length × SP size, a warm-up run, then timed optimizer steps
+/// (SFT, batch 1, full fine-tuning) on one sequence of exactly T tokens. Reports tokens/s, step time,
+/// the time each rank spent in attention (forward + backward, to show the balance) and memory.
+/// </summary>
+public static class BenchCommand
+{
+    private static readonly string[] Known =
+        ["model", "seq_len", "sp", "mode", "dtype", "steps", "warmup", "threads_per_rank", "gradient_checkpointing", "ulysses_degree", "json"];
+
+    public static int Run(string[] args)
+    {
+        var cli = CliArgs.Parse(args, new HashSet<string> { "json", "gradient_checkpointing" });
+        cli.RejectUnknown(Known);
+        var model = cli.Require("model", "builtin:tiny-llama");
+        var shape = CheckRuns.Shape(model);
+        var lengths = cli.IntList("seq_len", "2048,8192");
+        var sizes = cli.Has("sp") ? cli.IntList("sp", "1,2") : [1];
+        var dtype = CheckRuns.ParseDtype(cli.Get("dtype"));
+        int steps = cli.Int("steps", 3), warmup = cli.Int("warmup", 1);
+        var results = new JsonArray();
+        foreach (var t in lengths)
+            foreach (var n in sizes)
+            {
+                int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / n));
+                var spec = new JobSpec
+                {
+                    ModelNameOrPath = model, Dataset = "(synthetic)", SequenceParallelSize = n,
+                    SequenceParallelMode = cli.Get("mode") ?? "zigzag-ring", UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null,
+                    CutoffLen = t, LearningRate = 1e-4, LrSchedulerType = "constant", Bf16 = dtype == ScalarType.BFloat16,
+                    GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1,
+                };
+                CheckRuns.Validate(spec, shape);
+                var r = Measure(spec, shape, dtype, t, steps, warmup, threads);
+                results.Add(r);
+                if (!cli.Has("json"))
+                    Console.WriteLine($"T={t,6} sp={n} {spec.SequenceParallelMode,-11} {dtype.ToString().ToLowerInvariant(),-8} threads/rank={threads}  " +
+                        $"{r["tokens_per_sec"],8} tok/s  step {r["step_seconds"]} s  attention/rank [{string.Join(", ", r["rank_attention_seconds"]!.AsArray())}] s " +
+                        $"(imbalance {r["attention_imbalance"]})  peak {(long)r["peak_bytes"]! / 1048576} MiB");
+            }
+        if (cli.Has("json")) Console.WriteLine(results.ToJsonString());
+        return 0;
+    }
+
+    public static JsonObject Measure(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, int steps, int warmup, int threadsPerRank)
+    {
+        var options = new RunOptions(IntraOpThreadsPerRank: threadsPerRank);
+        var data = CheckRuns.Synthetic("sft", Math.Max(steps, warmup), seqLen, CheckRuns.Vocab(shape), spec.Seed, exactLength: true);
+        if (warmup > 0) new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup }, shape, dtype, data), options: options).Execute();
+
+        NativeMemory.Trim();
+        NativeMemory.ResetPeak();
+        long baseline = NativeMemory.ResidentBytes();
+        var clock = new StepClock();
+        var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = steps }, shape, dtype, data), clock, options).Execute();
+        var attention = result.RankAttention.Select(a => a.Total.TotalSeconds / steps).ToArray();
+        double stepSeconds = clock.Seconds.Average();
+        return new JsonObject
+        {
+            ["model"] = spec.ModelNameOrPath, ["seq_len"] = seqLen, ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode,
+            ["dtype"] = dtype.ToString().ToLowerInvariant(), ["threads_per_rank"] = threadsPerRank, ["steps"] = steps,
+            ["gradient_checkpointing"] = spec.GradientCheckpointing,
+            ["step_seconds"] = Math.Round(stepSeconds, 4),
+            ["tokens_per_sec"] = Math.Round(seqLen / stepSeconds, 1),
+            ["rank_attention_seconds"] = new JsonArray(attention.Select(a => (JsonNode)Math.Round(a, 4)).ToArray()),
+            ["attention_imbalance"] = Math.Round(attention.Max() / Math.Max(attention.Min(), 1e-9) - 1, 4),
+            ["baseline_bytes"] = baseline,
+            ["peak_bytes"] = NativeMemory.PeakResidentBytes(),
+            ["memory_scope"] = "process (ranks are threads)",
+        };
+    }
+
+    /// <summary>Wall time of each optimizer step, measured on the main rank between step completions.</summary>
+    private sealed class StepClock : ITrainingObserver
+    {
+        private readonly Stopwatch _watch = new();
+        public List<double> Seconds { get; } = [];
+        public void OnStart(int firstStep, int totalSteps) => _watch.Restart();
+        public void OnStep(ProgressInfo progress, StepMetrics metrics)
+        {
+            Seconds.Add(_watch.Elapsed.TotalSeconds);
+            _watch.Restart();
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Data;
+using LongSeqService.Trainer.Model;
+using LongSeqService.Trainer.Training;
+using static TorchSharp.torch;
+
+namespace LongSeqService.Trainer.Cli;
+
+/// <summary>Runs on synthetic data for <c>parity</c> and <c>bench</c>: a spec, seeded sequences of a given
+/// length, no files written.</summary>
+public static class CheckRuns
+{
+    public static ScalarType ParseDtype(string? name) => name switch
+    {
+        null or "float32" or "fp32" => ScalarType.Float32,
+        "float64" or "fp64" => ScalarType.Float64,
+        "bfloat16" or "bf16" => ScalarType.BFloat16,
+        _ => throw new CliException($"--dtype: '{name}' is not one of float64, float32, bfloat16"),
+    };
+
+    public static ModelShape Shape(string model)
+    {
+        var shape = ModelShape.TryResolve(model, out var error);
+        return shape ?? throw new CliException("--model: " + error);
+    }
+
+    /// <summary>Checks a spec the way a job is checked, so parity and bench refuse what training would.</summary>
+    public static void Validate(JobSpec spec, ModelShape shape)
+    {
+        var errors = JobSpecValidator.Validate(spec, shape);
+        if (errors.Count > 0) throw new JobSpecException(errors);
+    }
+
+    public static PreparedRun Prepare(JobSpec spec, ModelShape shape, ScalarType dtype, TrainingData train) =>
+        new(spec, shape, new ModelFactory(spec, dtype, tokenizerDir: null), OutputDir: null, train, TrainingData.Empty, PadId: 0, Notes: []);
+
+    public static TrainingData Synthetic(string stage, int count, int seqLen, int vocab, int seed, bool exactLength) =>
+        stage == "dpo"
+            ? new TrainingData(null, SyntheticData.Pairs(count, seqLen, vocab, seed, exactLength))
+            : new TrainingData(SyntheticData.Sft(count, seqLen, vocab, seed, exactLength), null);
+
+    public static int Vocab(ModelShape shape) => shape.VocabSize > 0 ? shape.VocabSize : BuiltinModels.VocabSize;
+}

@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Training;
+using static TorchSharp.torch;
+
+namespace LongSeqService.Trainer.Cli;
+
+/// <summary>
+/// <c>trainer parity</c>: trains K optimizer steps from the same seed and data with SP=1 on one rank
+/// and with SP=N (× DP=D), then compares losses (every step), the summed gradient (first step) and the
+/// parameters (after the last step). Exit code 0 only within tolerance — a cluster check to run before
+/// spending GPU hours.
+/// </summary>
+public static class ParityCommand
+{
+    private static readonly string[] Known =
+        ["model", "sp", "mode", "seq_len", "dtype", "steps", "stage", "finetuning_type", "batch_size", "gradient_accumulation_steps",
+         "dp", "gradient_checkpointing", "ulysses_degree", "seed", "learning_rate", "json"];
+
+    public static int Run(string[] args)
+    {
+        var cli = CliArgs.Parse(args, new HashSet<string> { "json", "gradient_checkpointing" });
+        cli.RejectUnknown(Known);
+        var model = cli.Require("model", "builtin:tiny-llama");
+        var shape = CheckRuns.Shape(model);
+        int sp = cli.Int("sp", 2), dp = cli.Int("dp", 1), steps = cli.Int("steps", 2), batch = cli.Int("batch_size", 2);
+        int gradAcc = cli.Int("gradient_accumulation_steps", 1);
+        int seqLen = CliArgs.ParseSize(cli.Get("seq_len") ?? "256");
+        var dtype = CheckRuns.ParseDtype(cli.Get("dtype") ?? "float64");
+        var json = cli.Has("json");
+
+        var spec = new JobSpec
+        {
+            ModelNameOrPath = model, Dataset = "(synthetic)", Stage = cli.Get("stage") ?? "sft",
+            FinetuningType = cli.Get("finetuning_type") ?? "full", LoraTarget = "all",
+            SequenceParallelSize = sp, SequenceParallelMode = cli.Get("mode") ?? "zigzag-ring", DataParallelSize = dp,
+            UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null,
+            PerDeviceTrainBatchSize = batch, GradientAccumulationSteps = gradAcc, MaxSteps = steps, CutoffLen = seqLen,
+            LearningRate = double.Parse(cli.Get("learning_rate") ?? "1e-3", System.Globalization.CultureInfo.InvariantCulture),
+            LrSchedulerType = "constant", Seed = cli.Int("seed", 42), LoggingSteps = 1,
+            GradientCheckpointing = cli.Has("gradient_checkpointing"),
+        };
+        CheckRuns.Validate(spec, shape);
+        var data = CheckRuns.Synthetic(spec.Stage, steps * batch * gradAcc * dp, seqLen, CheckRuns.Vocab(shape), spec.Seed, exactLength: false);
+
+        var clock = Stopwatch.StartNew();
+        // The reference: one rank holding whole sequences, the same global batch in one replica.
+        var reference = new TrainingRun(CheckRuns.Prepare(spec with { SequenceParallelSize = 1, SequenceParallelMode = "zigzag-ring", UlyssesDegree = null,
+            DataParallelSize = 1, PerDeviceTrainBatchSize = batch * dp }, shape, dtype, data), options: new RunOptions(true, true)).Execute();
+        var parallel = new TrainingRun(CheckRuns.Prepare(spec, shape, dtype, data), options: new RunOptions(true, true)).Execute();
+
+        var report = Compare(reference, parallel, dtype);
+        report["model"] = model; report["sp"] = sp; report["dp"] = dp; report["mode"] = spec.SequenceParallelMode;
+        report["seq_len"] = seqLen; report["dtype"] = dtype.ToString().ToLowerInvariant(); report["steps"] = steps;
+        report["stage"] = spec.Stage; report["finetuning_type"] = spec.FinetuningType; report["batch_size"] = batch;
+        report["gradient_checkpointing"] = spec.GradientCheckpointing; report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
+        bool passed = report["passed"]!.GetValue<bool>();
+        if (json) Console.WriteLine(report.ToJsonString());
+        else
+        {
+            Console.WriteLine($"parity {model} {spec.Stage}/{spec.FinetuningType} sp={sp} ({spec.SequenceParallelMode}) dp={dp} T={seqLen} {report["dtype"]}, {steps} steps");
+            Console.WriteLine($"  max |loss_N − loss_1|          {Show(report["max_loss_abs_diff"])}   (tolerance {report["tolerance"]!["loss_abs"]})");
+            Console.WriteLine($"  ‖g_N − g_1‖ / ‖g_1‖ (step 1)   {Show(report["max_grad_rel_diff"])}   (tolerance {report["tolerance"]!["grad_rel"]})");
+            Console.WriteLine($"  max |θ_N − θ_1| (last step)    {Show(report["max_param_abs_diff"])}   (tolerance {report["tolerance"]!["param_abs"]})");
+            Console.WriteLine(passed ? "PASS" : "FAIL");
+        }
+        return passed ? 0 : 1;
+    }
+
+    /// <summary>The three differences and whether they are within the dtype's tolerance.</summary>
+    public static JsonObject Compare(RunResult one, RunResult n, ScalarType dtype)
+    {
+        double lossDiff = one.History.Zip(n.History, (a, b) => Math.Abs(a.Loss - b.Loss)).DefaultIfEmpty(double.PositiveInfinity).Max();
+        if (one.History.Count != n.History.Count) lossDiff = double.PositiveInfinity;
+        double gradRel = RelativeDifference(one.FirstGradient!, n.FirstGradient!);
+        double paramAbs = one.FinalParameters!.Zip(n.FinalParameters!, (a, b) => Math.Abs(a - b)).Max();
+        var (lossTol, gradTol, paramTol) = dtype switch
+        {
+            ScalarType.Float64 => (1e-9, 1e-8, 1e-8),
+            ScalarType.Float32 => (1e-5, 1e-5, 1e-4),
+            _ => (2e-2, 5e-2, 5e-2),
+        };
+        return new JsonObject
+        {
+            ["losses_sp1"] = new JsonArray(one.History.Select(h => (JsonNode)h.Loss).ToArray()),
+            ["losses_spN"] = new JsonArray(n.History.Select(h => (JsonNode)h.Loss).ToArray()),
+            ["max_loss_abs_diff"] = Finite(lossDiff),
+            ["max_grad_rel_diff"] = Finite(gradRel),
+            ["max_param_abs_diff"] = Finite(paramAbs),
+            ["tolerance"] = new JsonObject { ["loss_abs"] = lossTol, ["grad_rel"] = gradTol, ["param_abs"] = paramTol },
+            ["passed"] = lossDiff <= lossTol && gradRel <= gradTol && paramAbs <= paramTol,
+        };
+    }
+
+    private static string Show(JsonNode? x) => x is null ? "n/a" : x.GetValue<double>().ToString("0.###e+0");
+
+    /// <summary>JSON has no infinity: a comparison that could not be made is null (and fails).</summary>
+    private static JsonNode? Finite(double x) => double.IsFinite(x) ? JsonValue.Create(x) : null;
+
+    public static double RelativeDifference(double[] reference, double[] other)
+    {
+        if (reference.Length != other.Length) return double.PositiveInfinity;
+        double diff = 0, norm = 0;
+        for (int i = 0; i < reference.Length; i++)
+        {
+            diff += (other[i] - reference[i]) * (other[i] - reference[i]);
+            norm += reference[i] * reference[i];
+        }
+        return Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), double.Epsilon);
+    }
+}
