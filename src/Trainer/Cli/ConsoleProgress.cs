@@ -45,9 +45,11 @@ public sealed class ConsoleProgress : ITrainingObserver, IDisposable
     public void OnLog(JsonObject record)
     {
         if (_interactive) return;
-        var extra = record["rewards/accuracies"] is { } acc ? $"  acc {acc}" : "";
-        Console.Error.WriteLine($"step {record["current_steps"]}/{record["total_steps"]}  loss {record["loss"]}  lr {record["lr"]}  " +
-                                $"{record["tokens_per_sec"]} tok/s  ETA {record["remaining_time"]}{extra}");
+        double Num(string key) => record[key]!.GetValue<double>();
+        var extra = record["rewards/accuracies"] is not null ? $"  acc {Num("rewards/accuracies"):0.###}  margin {Num("rewards/margins"):0.###}" : "";
+        var eval = record["eval_loss"] is not null ? $"  eval_loss {Num("eval_loss"):0.####}" : "";
+        Console.Error.WriteLine($"step {record["current_steps"]}/{record["total_steps"]}  loss {Num("loss"):0.####}  lr {Num("lr"):0.###e+0}  " +
+                                $"{Num("tokens_per_sec"):N0} tok/s  ETA {record["remaining_time"]}{extra}{eval}");
     }
 
     public void OnCheckpoint(int step, string path)

@@ -121,7 +121,7 @@ public sealed class RankTrainer : IDisposable
         var (ids, labels, pos) = (_ctx.Shard(batch.InputIds), _ctx.Shard(batch.Labels), _ctx.Shard(batch.PositionIds));
         var lossSum = Losses.SftLossSum(_model.Logits(_model.Hidden(ids, pos)), labels);
         (lossSum / denominator).backward();
-        sums[0] += lossSum.item<double>();          // this shard's share; summed over the world afterwards
+        sums[0] += ToDouble(lossSum);          // this shard's share; summed over the world afterwards
     }
 
     private void DpoMicroBatch(int[] examples, double denominator, double[] sums)
@@ -143,11 +143,11 @@ public sealed class RankTrainer : IDisposable
 
         var dpo = DpoLoss.Compute(policy[..b], policy[b..], reference[..b], reference[b..], _spec.PrefBeta);
         (dpo.Losses.sum() / denominator).backward();
-        sums[0] += dpo.Losses.sum().item<double>();
-        sums[2] += dpo.ChosenRewards.sum().item<double>();
-        sums[3] += dpo.RejectedRewards.sum().item<double>();
-        sums[4] += (dpo.ChosenRewards > dpo.RejectedRewards).to(ScalarType.Float64).sum().item<double>();
-        sums[5] += (dpo.ChosenRewards - dpo.RejectedRewards).sum().item<double>();
+        sums[0] += ToDouble(dpo.Losses.sum());
+        sums[2] += ToDouble(dpo.ChosenRewards.sum());
+        sums[3] += ToDouble(dpo.RejectedRewards.sum());
+        sums[4] += ToDouble((dpo.ChosenRewards > dpo.RejectedRewards).sum());
+        sums[5] += ToDouble((dpo.ChosenRewards - dpo.RejectedRewards).sum());
     }
 
     /// <summary>
@@ -213,7 +213,7 @@ public sealed class RankTrainer : IDisposable
             CapturedGradient = cat(_trainable.Select(p => p.grad!.flatten().to(ScalarType.Float64)).ToArray()).data<double>().ToArray();
             CaptureNextGradient = false;
         }
-        double norm = Math.Sqrt(_trainable.Sum(p => p.grad!.to(ScalarType.Float64).pow(2).sum().item<double>()));
+        double norm = Math.Sqrt(_trainable.Sum(p => ToDouble(p.grad!.to(ScalarType.Float64).pow(2).sum())));
         if (_spec.MaxGradNorm > 0 && norm > _spec.MaxGradNorm)
         {
             double c = _spec.MaxGradNorm / (norm + 1e-6);
@@ -242,13 +242,13 @@ public sealed class RankTrainer : IDisposable
                 var reference = ReferenceLogps(ids, labels, pos);
                 int b = idx.Length;
                 var dpo = DpoLoss.Compute(policy[..b], policy[b..], reference[..b], reference[b..], _spec.PrefBeta);
-                if (_ctx.SpRank == 0) { lossSum += dpo.Losses.sum().item<double>(); count += b; }
+                if (_ctx.SpRank == 0) { lossSum += ToDouble(dpo.Losses.sum()); count += b; }
             }
             else
             {
                 using var batch = _collator.Collate(idx.Select(i => _val.Sft![i]).ToList());
                 var labels = _ctx.Shard(batch.Labels);
-                lossSum += Losses.SftLossSum(_model.Logits(_model.Hidden(_ctx.Shard(batch.InputIds), _ctx.Shard(batch.PositionIds))), labels).item<double>();
+                lossSum += ToDouble(Losses.SftLossSum(_model.Logits(_model.Hidden(_ctx.Shard(batch.InputIds), _ctx.Shard(batch.PositionIds))), labels));
                 count += labels.ne(Losses.IgnoreIndex).sum().item<long>();
             }
         }
@@ -258,6 +258,9 @@ public sealed class RankTrainer : IDisposable
         _model.train();
         return v[0] / Math.Max(1, v[1]);
     }
+
+    /// <summary>A scalar tensor of any dtype as a double (item&lt;double&gt; only reads float64 tensors).</summary>
+    private static double ToDouble(Tensor scalar) => scalar.to(ScalarType.Float64).item<double>();
 
     public void Dispose()
     {

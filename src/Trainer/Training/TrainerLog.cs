@@ -102,4 +102,24 @@ public sealed class TrainerLog
     internal static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 }
 
+/// <summary>
+/// The steps since the last log line. Like Hugging Face's Trainer, a log line reports the mean loss
+/// (and DPO metrics) over its logging window, not the last step's value alone; lr is the current one.
+/// </summary>
+public sealed class MetricWindow
+{
+    private readonly List<StepMetrics> _steps = [];
+
+    public void Add(StepMetrics m) => _steps.Add(m);
+
+    public StepMetrics Take()
+    {
+        var w = _steps.ToList();
+        _steps.Clear();
+        double? Mean(Func<StepMetrics, double?> f) => w[0] is var first && f(first) is null ? null : w.Average(x => f(x)!.Value);
+        return new StepMetrics(w.Average(x => x.Loss), w.Average(x => x.GradNorm), w[^1].Lr, w.Sum(x => x.LabelTokens), w.Sum(x => x.Tokens),
+            Mean(x => x.ChosenReward), Mean(x => x.RejectedReward), Mean(x => x.Accuracy), Mean(x => x.Margin));
+    }
+}
+
 public sealed record ProgressInfo(int Step, int TotalSteps, double ElapsedSeconds, double RemainingSeconds, double TokensPerSecond, long TrainedTokens);

@@ -76,6 +76,7 @@ public sealed class TrainingRun(PreparedRun prep, ITrainingObserver? observer = 
                 if (ctx.IsMain) observer?.OnStart(first, schedule.TotalSteps);
                 var memory = new RankMemory(world);
                 double? lastEval = null;
+                var window = new MetricWindow();
                 trainer.CaptureNextGradient = _options.CaptureFirstGradient;
 
                 for (int step = first; step < schedule.TotalSteps; step++)
@@ -91,9 +92,10 @@ public sealed class TrainingRun(PreparedRun prep, ITrainingObserver? observer = 
                         history.Add(m);
                         var p = log.Advance(done, m);
                         observer?.OnStep(p, m);
+                        window.Add(m);
                         if (done % _spec.LoggingSteps == 0 || last || done == first + 1)
                         {
-                            var rec = log.Record(p, m, schedule.EpochAt(done), lastEval, peaks, baselines);
+                            var rec = log.Record(p, window.Take(), schedule.EpochAt(done), lastEval, peaks, baselines);
                             if (output != null) { log.Append(rec); records.Add(rec); }
                             observer?.OnLog(rec);
                             lastEval = null;

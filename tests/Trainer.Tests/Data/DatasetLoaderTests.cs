@@ -4,7 +4,7 @@ namespace LongSeqService.Trainer.Tests.Data;
 
 public class DatasetLoaderTests
 {
-    private const string Shared = "/work/shared/data";
+    private static readonly string Shared = Path.Combine(RepoPaths.Root, "data");
 
     [Theory]
     [InlineData("identity.json", 91, DatasetFormat.Alpaca, false)]

@@ -143,7 +143,7 @@ public class EncoderTests(ITestOutputHelper output)
             var encoder = new Encoder(Tok, ChatTemplate.Get(template), cutoffLen: 1024);
             foreach (var file in new[] { "identity.json", "glaive_toolcall_en_demo.json" })
             {
-                var encoded = encoder.EncodeSupervised(DatasetLoader.Load(Path.Combine("/work/shared/data", file), null));
+                var encoded = encoder.EncodeSupervised(DatasetLoader.Load(RepoPaths.Data(file), null));
                 Assert.Equal(0, encoded.Skipped);
                 Assert.All(encoded.Items, s =>
                 {
@@ -152,7 +152,7 @@ public class EncoderTests(ITestOutputHelper output)
                     Assert.All(s.InputIds, id => Assert.InRange(id, 0, 1023));
                 });
             }
-            var pairs = encoder.EncodePairwise(DatasetLoader.Load("/work/shared/data/dpo_en_demo.json", null));
+            var pairs = encoder.EncodePairwise(DatasetLoader.Load(RepoPaths.Data("dpo_en_demo.json"), null));
             Assert.Equal(300, pairs.Items.Count + pairs.Skipped);
             Assert.All(pairs.Items, p => Assert.InRange(p.Chosen.Length, 1, 1024));
         }
@@ -162,7 +162,7 @@ public class EncoderTests(ITestOutputHelper output)
     public void EncodeSupervised_Alpaca999Rows_TakesWellUnderASecond()
     {
         var load = Stopwatch.StartNew();
-        var ds = DatasetLoader.Load("/work/shared/data/alpaca_en_demo.json", null);
+        var ds = DatasetLoader.Load(RepoPaths.Data("alpaca_en_demo.json"), null);
         load.Stop();
         output.WriteLine($"alpaca_en_demo: loaded and validated in {load.Elapsed.TotalMilliseconds:F0} ms");
         var encoder = new Encoder(Tok, ChatTemplate.Get("qwen"), cutoffLen: 2048);
