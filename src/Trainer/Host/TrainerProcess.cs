@@ -5,11 +5,15 @@ using System.Runtime.InteropServices;
 namespace LongSeqService.Trainer.Host;
 
 /// <summary>
-/// One trainer child process. No orphans: the child runs in its own process group (setsid), so a cancel
-/// signals the whole tree (the trainer and anything it started, e.g. mpiexec ranks); and it carries a
-/// parent-death signal (setpriv --pdeathsig KILL), so if the host dies, even by SIGKILL, the kernel kills
-/// the trainer. Linux sends that signal when the *thread* that forked the child exits, so every child is
-/// started from one launcher thread that lives as long as the host process.
+/// One trainer child process, with no orphans left behind:
+/// <list type="bullet">
+/// <item>it runs in its own process group (setsid), so a cancel signals the whole tree — the trainer and
+/// anything it started (e.g. mpiexec ranks);</item>
+/// <item>the group's leader is a tiny sh supervisor with a parent-death signal (setpriv --pdeathsig TERM):
+/// if the host dies, even by SIGKILL, the kernel sends it SIGTERM and it SIGKILLs its whole group.
+/// Linux sends that signal when the *thread* that forked the child exits, so every child is started from
+/// one launcher thread that lives as long as the host process.</item>
+/// </list>
 /// </summary>
 public sealed class TrainerProcess : IDisposable
 {
@@ -74,7 +78,8 @@ public sealed class TrainerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
-    /// <summary>SIGTERM to the whole process group, then SIGKILL after <paramref name="grace"/>.</summary>
+    /// <summary>SIGTERM to the whole process group (the supervisor then SIGKILLs it), SIGKILL again after
+    /// <paramref name="grace"/> in case the supervisor is gone.</summary>
     public async Task StopAsync(TimeSpan grace)
     {
         if (_process.HasExited) return;
@@ -100,9 +105,13 @@ public sealed class TrainerProcess : IDisposable
         lock (_gate) _log.Dispose();
     }
 
-    /// <summary>[setsid, setpriv --pdeathsig KILL --, command…] where those tools exist (util-linux).</summary>
+    /// <summary>The supervisor: on SIGTERM/INT/HUP (a cancel, or the host's death) it kills its whole group;
+    /// otherwise it waits for the trainer and exits with its code.</summary>
+    private const string Supervisor = "trap 'kill -KILL 0' TERM INT HUP; \"$@\" & wait $!";
+
+    /// <summary>[setsid, setpriv --pdeathsig TERM --, sh -c SUPERVISOR, command…] where those tools exist (util-linux).</summary>
     private static List<string> Wrapped(List<string> argv) =>
-        Launcher.Isolates ? ["/usr/bin/setsid", "/usr/bin/setpriv", "--pdeathsig", "KILL", "--", .. argv] : argv;
+        Launcher.Isolates ? ["/usr/bin/setsid", "/usr/bin/setpriv", "--pdeathsig", "TERM", "--", "/bin/sh", "-c", Supervisor, "sh", .. argv] : argv;
 
     private const int Sigterm = 15, Sigkill = 9;
     [DllImport("libc", SetLastError = true)] private static extern int kill(int pid, int sig);
@@ -110,7 +119,7 @@ public sealed class TrainerProcess : IDisposable
     /// <summary>The one long-lived thread that forks every trainer (see the class comment).</summary>
     private static class Launcher
     {
-        public static readonly bool Isolates = OperatingSystem.IsLinux() && File.Exists("/usr/bin/setsid") && File.Exists("/usr/bin/setpriv");
+        public static readonly bool Isolates = OperatingSystem.IsLinux() && File.Exists("/usr/bin/setsid") && File.Exists("/usr/bin/setpriv") && File.Exists("/bin/sh");
         private static readonly BlockingCollection<Action> Work = [];
         private static readonly Thread Thread = StartThread();
 
