@@ -17,7 +17,11 @@ public sealed class DocsAndHealthTests(ServiceFactory factory) : IClassFixture<S
         var scheme = doc.RootElement.GetProperty("components").GetProperty("securitySchemes").GetProperty("Bearer");
         Assert.Equal("bearer", scheme.GetProperty("scheme").GetString());
         var submit = paths.GetProperty("/v1/jobs").GetProperty("post").GetProperty("responses");
-        Assert.True(submit.TryGetProperty("201", out _) && submit.TryGetProperty("422", out _));
+        foreach (var status in new[] { "200", "201", "401", "409", "422" }) Assert.True(submit.TryGetProperty(status, out _), $"POST /v1/jobs lacks {status}");
+        var upload = paths.GetProperty("/v1/datasets").GetProperty("post");
+        foreach (var status in new[] { "201", "400", "413", "422" }) Assert.True(upload.GetProperty("responses").TryGetProperty(status, out _), $"POST /v1/datasets lacks {status}");
+        Assert.True(upload.GetProperty("requestBody").GetProperty("content").TryGetProperty("multipart/form-data", out _));
+        Assert.True(paths.GetProperty("/v1/jobs/{id}/cancel").GetProperty("post").GetProperty("responses").TryGetProperty("409", out _));
         var schemas = doc.RootElement.GetProperty("components").GetProperty("schemas");
         Assert.True(schemas.GetProperty("JobSpec").GetProperty("properties").TryGetProperty("sequence_parallel_size", out _));
         Assert.True(schemas.GetProperty("JobDto").GetProperty("properties").TryGetProperty("estimated_finish", out _));

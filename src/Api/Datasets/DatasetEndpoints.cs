@@ -24,7 +24,7 @@ public static class DatasetEndpoints
 
     public static void MapDatasetApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization(Policies.Tenant);
+        var group = app.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization(Policies.Tenant).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         group.MapPost("/", Upload)
             .Accepts<UploadForm>("multipart/form-data")
             .WithMetadata(new RequestSizeLimitAttribute(long.MaxValue)) // the handler enforces the configured limit while streaming
@@ -39,7 +39,7 @@ public static class DatasetEndpoints
             var rows = await db.Datasets.AsNoTracking().Where(d => d.TenantId == tenant).OrderByDescending(d => d.CreatedAt).ToListAsync();
             return TypedResults.Ok(new DatasetPage(rows.Select(d => d.ToDto()).ToList()));
         }).WithSummary("List the tenant's datasets");
-        group.MapGet("/{id}", Get).WithSummary("A dataset: format, rows, length statistics");
+        group.MapGet("/{id}", Get).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("A dataset: format, rows, length statistics");
     }
 
     private static async Task<Results<Created<DatasetDto>, Ok<DatasetDto>, ProblemHttpResult>> Upload(

@@ -14,7 +14,8 @@ public static class HealthEndpoints
     public sealed record HealthReport(string Status, Component Database, Component Scheduler, int HostsOnline, int HostsLost);
 
     public static void MapHealth(this IEndpointRouteBuilder app) =>
-        app.MapGet("/health", Check).WithTags("Health").WithSummary("Database and scheduler status").AllowAnonymous();
+        app.MapGet("/health", Check).WithTags("Health").WithSummary("Database and scheduler status").AllowAnonymous()
+            .Produces<HealthReport>(StatusCodes.Status503ServiceUnavailable);
 
     private static async Task<Results<Ok<HealthReport>, JsonHttpResult<HealthReport>>> Check(ServiceDb db, JobStorage storage)
     {

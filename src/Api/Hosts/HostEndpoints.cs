@@ -19,10 +19,10 @@ public static class HostEndpoints
 {
     public static void MapHostApi(this IEndpointRouteBuilder app)
     {
-        var hosts = app.MapGroup("/v1/hosts").WithTags("Hosts");
+        var hosts = app.MapGroup("/v1/hosts").WithTags("Hosts").ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         hosts.MapGet("/", List).RequireAuthorization(Policies.Tenant).WithSummary("Trainer hosts, their slots and what holds each");
         hosts.MapGet("/{id:int}", Get).RequireAuthorization(Policies.Tenant).WithSummary("One trainer host");
-        hosts.MapPost("/register", Register).RequireAuthorization(Policies.Host).WithSummary("A trainer host registers its slots (host key)");
+        hosts.MapPost("/register", Register).RequireAuthorization(Policies.Host).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status409Conflict).WithSummary("A trainer host registers its slots (host key)");
         hosts.MapPost("/{id:int}/heartbeat", Heartbeat).RequireAuthorization(Policies.Host).WithSummary("A trainer host is alive; the answer lists runs to stop");
     }
 

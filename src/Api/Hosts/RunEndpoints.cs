@@ -24,7 +24,7 @@ public static class RunEndpoints
 {
     public static void MapRunApi(this IEndpointRouteBuilder app)
     {
-        var runs = app.MapGroup("/v1/hosts/{hostId:int}/runs/{jobId:guid}").WithTags("Hosts").RequireAuthorization(Policies.Host);
+        var runs = app.MapGroup("/v1/hosts/{hostId:int}/runs/{jobId:guid}").WithTags("Hosts").RequireAuthorization(Policies.Host).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict);
         runs.MapPost("/start", Start).WithSummary("Start a run placed on this host (409 when it is not, or no longer, this host's)");
         runs.MapPost("/metrics", Metrics).WithSummary("Forward trainer_log.jsonl records of a running job");
         runs.MapPost("/finish", Finish).WithSummary("Report how a run ended");

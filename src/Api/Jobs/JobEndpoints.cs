@@ -18,16 +18,17 @@ public static class JobEndpoints
 {
     public static void MapJobApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization(Policies.Tenant);
+        var group = app.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization(Policies.Tenant).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         group.MapPost("/", JobSubmission.Submit).Accepts<JobSpec>("application/json")
             .ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .WithSummary("Submit a training job")
             .WithDescription("The body is the job spec (LLaMA-Factory key names; `dataset` is a dataset id), plus optional `idempotency_key` " +
                              "(a retry with the same key returns the same job) and `priority` (-100..100, higher first).");
-        group.MapGet("/", List).WithSummary("List jobs, newest first (filter by state; paged)");
+        group.MapGet("/", List).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("List jobs, newest first (filter by state; paged)");
         group.MapGet("/{id:guid}", async Task<Results<Ok<JobDto>, NotFound>> (Guid id, ClaimsPrincipal user, ServiceDb db) =>
             await Find(db, user, id) is { } job ? TypedResults.Ok(job.ToDto()) : TypedResults.NotFound()).WithSummary("A job: state, progress, ETA, error");
-        group.MapPost("/{id:guid}/cancel", Cancel).WithSummary("Cancel a job (a running one goes through cancelling)");
+        group.MapPost("/{id:guid}/cancel", Cancel).ProducesProblem(StatusCodes.Status409Conflict).WithSummary("Cancel a job (a running one goes through cancelling)");
         group.MapGet("/{id:guid}/events", async Task<Results<Ok<List<JobEventDto>>, NotFound>> (Guid id, ClaimsPrincipal user, ServiceDb db) =>
             await Find(db, user, id) is null ? TypedResults.NotFound()
                 : TypedResults.Ok((await db.JobEvents.AsNoTracking().Where(e => e.JobId == id).OrderBy(e => e.Id).ToListAsync()).Select(e => e.ToDto()).ToList()))
@@ -35,7 +36,7 @@ public static class JobEndpoints
         group.MapGet("/{id:guid}/metrics", Metrics).WithSummary("Every logged step (after_step for the tail)");
         group.MapGet("/{id:guid}/checkpoints", Checkpoints).WithSummary("Checkpoints written so far");
         group.MapGet("/{id:guid}/artifacts", Artifacts).WithSummary("Files of the job's output directory");
-        group.MapGet("/{id:guid}/artifacts/{**path}", Download).WithSummary("Download one output file");
+        group.MapGet("/{id:guid}/artifacts/{**path}", Download).Produces(StatusCodes.Status200OK, contentType: "application/octet-stream").WithSummary("Download one output file");
     }
 
     internal static Task<Job?> Find(ServiceDb db, ClaimsPrincipal user, Guid id)

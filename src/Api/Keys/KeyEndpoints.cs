@@ -16,15 +16,15 @@ public static class KeyEndpoints
 
     public static void MapKeyApi(this IEndpointRouteBuilder app)
     {
-        var keys = app.MapGroup("/v1/keys").WithTags("Keys").RequireAuthorization(Policies.Admin);
-        keys.MapPost("/", Create).WithSummary("Create an API key for a tenant (the key is shown once)");
+        var keys = app.MapGroup("/v1/keys").WithTags("Keys").RequireAuthorization(Policies.Admin).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
+        keys.MapPost("/", Create).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("Create an API key for a tenant (the key is shown once)");
         keys.MapGet("/", async (ServiceDb db) => TypedResults.Ok(await db.ApiKeys.AsNoTracking().OrderBy(k => k.CreatedAt)
             .Select(k => k.ToDto(k.Tenant!.Name)).ToListAsync())).WithSummary("List keys (no secrets)");
         keys.MapDelete("/{id:guid}", Revoke).WithSummary("Revoke a key (effective within 30 s)");
 
         app.MapGet("/v1/me", (ClaimsPrincipal user) => TypedResults.Ok(new WhoAmI(user.Identity!.Name!,
                 user.FindFirstValue(ClaimTypes.Role)!, Guid.Parse(user.FindFirstValue(ApiKeys.KeyIdClaim)!))))
-            .WithTags("Keys").WithSummary("The caller's tenant and role").RequireAuthorization();
+            .WithTags("Keys").WithSummary("The caller's tenant and role").RequireAuthorization().ProducesProblem(StatusCodes.Status401Unauthorized);
     }
 
     private static async Task<Results<Created<CreatedKeyDto>, ProblemHttpResult>> Create(CreateKeyRequest request, ServiceDb db)

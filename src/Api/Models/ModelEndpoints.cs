@@ -12,5 +12,5 @@ public static class ModelEndpoints
     public static void MapModelApi(this IEndpointRouteBuilder app) =>
         app.MapGet("/v1/models", () => TypedResults.Ok(ModelShape.Builtins
                 .Select(kv => new ModelDto(kv.Key, kv.Value.ModelType, kv.Value.NumAttentionHeads, kv.Value.NumKeyValueHeads, kv.Value.VocabSize, kv.Value.MaxPositionEmbeddings)).ToList()))
-            .WithTags("Models").WithSummary("Built-in base models").RequireAuthorization(Policies.Tenant);
+            .WithTags("Models").WithSummary("Built-in base models").RequireAuthorization(Policies.Tenant).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
 }
