@@ -21,7 +21,7 @@ for ((s = start; s <= steps; s++)); do
   sleep $delay
   printf '{"current_steps": %d, "total_steps": %d, "loss": %s, "lr": 0.0001, "epoch": %s, "percentage": %s, "elapsed_time": %s, "remaining_time": "0:00:0%d", "tokens_per_sec": 1234.5, "trained_tokens": %d, "rank_peak_bytes": [1000, 2000]}\n' \
     "$s" "$steps" "$(awk "BEGIN { printf \"%.4f\", 2 / $s }")" "$(awk "BEGIN { printf \"%.2f\", $s / $steps }")" "$(( 100 * s / steps ))" "$s" "$(( steps - s ))" "$(( 64 * s ))" >> "$out/trainer_log.jsonl"
-  if (( s % 2 == 0 )); then mkdir -p "$out/checkpoint-$s"; echo "$s" > "$out/checkpoint-$s/step.txt"; fi
+  if (( s % 2 == 0 )); then mkdir -p "$out/checkpoint-$s"; echo "$s" > "$out/checkpoint-$s/step.txt"; echo "{\"global_step\": $s}" > "$out/checkpoint-$s/trainer_state.json"; fi
 done
 printf 'weights of %s' "$(basename "$(dirname "$out")")" > "$out/model.safetensors"
 echo '{"model_type": "llama"}' > "$out/config.json"

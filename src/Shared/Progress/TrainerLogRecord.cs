@@ -30,13 +30,19 @@ public sealed record TrainerLogRecord
     [JsonPropertyName("rewards/margins")] public double? RewardsMargins { get; init; }
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; init; }
 
-    /// <summary>Seconds from a number or an "h:mm:ss" string; null when absent or unreadable.</summary>
-    public static double? Seconds(JsonElement? value) => value switch
+    /// <summary>Seconds from a number or an "h:mm:ss" string (hours may pass 24); null when absent or unreadable.</summary>
+    public static double? Seconds(JsonElement? value)
     {
-        { ValueKind: JsonValueKind.Number } v => v.GetDouble(),
-        { ValueKind: JsonValueKind.String } v when TimeSpan.TryParse(v.GetString(), System.Globalization.CultureInfo.InvariantCulture, out var t) => t.TotalSeconds,
-        _ => null,
-    };
+        if (value is { ValueKind: JsonValueKind.Number } n) return n.GetDouble();
+        if (value is not { ValueKind: JsonValueKind.String } s) return null;
+        double total = 0;
+        foreach (var part in s.GetString()!.Split(':'))
+        {
+            if (!double.TryParse(part, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var x)) return null;
+            total = total * 60 + x;
+        }
+        return total;
+    }
 }
 
 /// <summary>A logged step of a job, as the hub pushes it and GET /v1/jobs/{id}/metrics returns it.</summary>

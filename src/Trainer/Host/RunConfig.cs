@@ -33,11 +33,12 @@ public static partial class RunConfig
     /// <summary>JSON scalars are valid YAML flow scalars ("text" with escapes, numbers, true/false).</summary>
     private static string Scalar(JsonNode value) => value.ToJsonString();
 
-    /// <summary>The checkpoint-&lt;step&gt; folder with the highest step, or null.</summary>
+    /// <summary>The complete checkpoint-&lt;step&gt; folder (it has trainer_state.json, which the trainer
+    /// writes last) with the highest step, or null. A folder cut short by a dying host is skipped.</summary>
     public static string? NewestCheckpoint(string outputDir) => !Directory.Exists(outputDir) ? null :
         Directory.EnumerateDirectories(outputDir)
             .Select(d => (dir: d, m: CheckpointName().Match(Path.GetFileName(d))))
-            .Where(x => x.m.Success && long.TryParse(x.m.Groups[1].Value, out _))
+            .Where(x => x.m.Success && long.TryParse(x.m.Groups[1].Value, out _) && File.Exists(Path.Combine(x.dir, "trainer_state.json")))
             .OrderByDescending(x => long.Parse(x.m.Groups[1].Value))
             .Select(x => x.dir).FirstOrDefault();
 }
