@@ -18,6 +18,7 @@ try
         "train" => TrainCommand.Run(args[1..]),
         "parity" => ParityCommand.Run(args[1..]),
         "bench" => BenchCommand.Run(args[1..]),
+        "host" => LongSeqService.Trainer.Host.HostCommand.RunAsync(args[1..]).GetAwaiter().GetResult(),
         null or "-h" or "--help" or "help" => Help(),
         var other => throw new CliException($"unknown command '{other}'\n{usage}"),
     };
