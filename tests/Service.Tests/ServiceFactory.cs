@@ -128,18 +128,14 @@ public static class Forms
 
 public static class Data
 {
+    /// <summary>LLaMA-Factory's demo datasets, copied into the repository's data/ folder.</summary>
     public static readonly string Dir = FindDir();
     public static string File(string name) => Path.Combine(Dir, name);
 
-    /// <summary>The shared example datasets (shared/data beside the repo).</summary>
     private static string FindDir()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-        {
-            foreach (var candidate in new[] { Path.Combine(d.FullName, "shared", "data"), Path.Combine(d.FullName, "data") })
-                if (System.IO.File.Exists(Path.Combine(candidate, "identity.json"))) return candidate;
-        }
-        if (System.IO.File.Exists("/work/shared/data/identity.json")) return "/work/shared/data";
-        throw new DirectoryNotFoundException("the example datasets (shared/data/identity.json) were not found above the test folder");
+            if (System.IO.File.Exists(Path.Combine(d.FullName, "LongSeqService.sln"))) return Path.Combine(d.FullName, "data");
+        throw new DirectoryNotFoundException("LongSeqService.sln not found above " + AppContext.BaseDirectory);
     }
 }
