@@ -12,6 +12,9 @@ cp node_modules/@microsoft/signalr/dist/browser/signalr.min.js "$lib/signalr.min
 cp node_modules/uplot/dist/uPlot.iife.min.js "$lib/uPlot.iife.min.js"
 cp node_modules/uplot/dist/uPlot.min.css "$lib/uPlot.min.css"
 cp node_modules/js-yaml/dist/browser/js-yaml.esm.min.mjs "$lib/js-yaml.mjs"
+cp node_modules/uplot/LICENSE "$lib/LICENSE.uPlot.txt"
+cp node_modules/js-yaml/LICENSE "$lib/LICENSE.js-yaml.txt"
+# @microsoft/signalr ships no LICENSE file in its package; its MIT notice is in README.md here.
 # The minified files point at source maps we do not ship; drop the comment so browsers don't ask for them.
 sed -i '/^\/\/# sourceMappingURL=/d; s#//\# sourceMappingURL=[^ ]*$##' "$lib/signalr.min.js" "$lib/js-yaml.mjs"
 for p in @microsoft/signalr uplot js-yaml; do

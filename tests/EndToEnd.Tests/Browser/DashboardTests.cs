@@ -31,7 +31,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
     {
         _context = await chromium.Browser.NewContextAsync(new()
         {
-            BaseURL = system.BaseUrl.ToString(), ViewportSize = new() { Width = 1400, Height = 900 }, AcceptDownloads = true,
+            BaseURL = system.BaseUrl.ToString(), ViewportSize = new() { Width = 1400, Height = 800 }, AcceptDownloads = true,
         });
         _context.SetDefaultTimeout(30_000);
         _page = await _context.NewPageAsync();
@@ -72,13 +72,15 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
     [Fact]
     public async Task NewJob_UploadSubmitFollow_CurveGrowsLiveSucceedsReloadShowsWholeCurveAndDownloads()
     {
-        const int steps = 20;
-        await SignIn(await TenantKey());
+        const int steps = 40;
+        var key = await TenantKey();
+        await SignIn(key);
         await _page.ClickAsync("#nav a[data-nav=new]");
         await _page.SetInputFilesAsync("#dataset-file", Path.Combine(SystemUnderTest.Root, "data", "identity.json"));
         await _page.ClickAsync("#upload-dataset");
         var rows = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SystemUnderTest.Root, "data", "identity.json")))!.AsArray().Count;
         await Expect(_page.Locator("#dataset-result .ok-box")).ToContainTextAsync($"alpaca, {rows} rows");
+        await _page.FillAsync("#f-sequence_parallel_size", "2");
         await _page.FillAsync("#f-max_steps", steps.ToString());
         await _page.FillAsync("#f-logging_steps", "1");
         await _page.FillAsync("#f-save_steps", "10");
@@ -100,19 +102,21 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
             $"the curve should gain points while the job runs; saw {string.Join(",", whileRunning)} while running");
         await Expect(_page.Locator("[data-chart=loss]")).ToHaveAttributeAsync("data-points", steps.ToString());
         await Expect(_page.Locator("#artifacts [data-path='model.safetensors']")).ToBeVisibleAsync();
+        await Expect(_page.Locator("[data-chart=rewards]")).ToBeHiddenAsync();            // SFT: no DPO rewards
+        await Expect(_page.Locator("#memory [data-rank]")).ToHaveCountAsync(2);              // one bar per SP rank
         await Screenshot("job.png");
 
         // Reload: the history comes from /metrics, the whole curve at once.
         await _page.ReloadAsync();
         await Expect(_page.Locator(".charts[data-loaded=true]")).ToBeAttachedAsync();
         Assert.False(await _page.EvaluateAsync<bool>("() => 'samples' in window"), "the page was reloaded");
-        using var api = system.Client();
+        using var api = system.Client(key);
         var metrics = (await api.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{jobId}/metrics", WireJson.Options))!;
         Assert.Equal(steps, metrics.Count);
         await Expect(_page.Locator("[data-chart=loss]")).ToHaveAttributeAsync("data-points", steps.ToString());
         await Expect(_page.Locator("[data-chart=loss]")).ToHaveAttributeAsync("data-last-step", steps.ToString());
         await Expect(_page.Locator("#job-state")).ToHaveTextAsync("succeeded");
-        await Expect(_page.Locator("#checkpoints")).ToContainTextAsync($"checkpoint-{steps}");
+        await Expect(_page.Locator("#checkpoints")).ToContainTextAsync("checkpoint-10");
 
         // Downloads go through fetch with the key (a blob), and bring the very bytes the API serves.
         var download = await _page.RunAndWaitForDownloadAsync(() => _page.ClickAsync("#artifacts [data-path='config.json']"));
@@ -147,6 +151,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
 
         await _page.GotoAsync($"/#/jobs/{job}");
         await _page.WaitForFunctionAsync("() => Number(document.querySelector('[data-chart=loss]').dataset.points) >= 2");
+        await Expect(_page.Locator("#memory [data-rank]")).ToHaveCountAsync(2);              // one bar per SP rank
         await _page.ClickAsync("#cancel-job");
         await Expect(_page.Locator("#job-state")).ToHaveTextAsync("cancelled", new() { Timeout = 60_000 });
         var final = (await api.GetFromJsonAsync<JobDto>($"/v1/jobs/{job}", WireJson.Options))!;
@@ -154,6 +159,37 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         Assert.True(final.CurrentStep < 400, $"cancelled at step {final.CurrentStep}");
         await Expect(_page.Locator("#events")).ToContainTextAsync("cancelled by");
         await Expect(_page.Locator("#cancel-job")).ToHaveCountAsync(0);
+
+        // The list's state filter.
+        await _page.ClickAsync("#nav a[data-nav=jobs]");
+        await _page.SelectOptionAsync("#state-filter", "cancelled");
+        await Expect(_page.Locator($"tr[data-job-id='{job}']")).ToBeVisibleAsync();
+        await Expect(_page.Locator("#jobs-table tbody tr[data-state]:not([data-state=cancelled])")).ToHaveCountAsync(0);
+        await _page.SelectOptionAsync("#state-filter", "succeeded");
+        await Expect(_page.Locator($"tr[data-job-id='{job}']")).ToHaveCountAsync(0);
+        await _page.SelectOptionAsync("#state-filter", "");
+    }
+
+    [Fact]
+    public async Task DpoJob_Page_DrawsRewardAccuracyAndMargins()
+    {
+        var key = await TenantKey();
+        using var api = system.Client(key);
+        var dataset = await Upload(api, "dpo_en_demo.json");
+        var job = await Submit(api, new()
+        {
+            ["model_name_or_path"] = "builtin:tiny-qwen2", ["stage"] = "dpo", ["finetuning_type"] = "lora", ["dataset"] = dataset, ["sequence_parallel_size"] = 2,
+            ["max_steps"] = 6, ["max_samples"] = 12, ["cutoff_len"] = 256, ["learning_rate"] = 1e-3, ["logging_steps"] = 1,
+        });
+        await SignIn(key);
+        await _page.GotoAsync($"/#/jobs/{job}");
+        await Expect(_page.Locator("#job-state")).ToHaveTextAsync("succeeded", new() { Timeout = (float)JobTimeout.TotalMilliseconds });
+        await Expect(_page.Locator("[data-chart=rewards]")).ToBeVisibleAsync();
+        await Expect(_page.Locator("[data-chart=rewards]")).ToHaveAttributeAsync("data-points", "6");
+        await Expect(_page.Locator("[data-chart=rewards] .u-legend")).ToContainTextAsync("accuracy");
+        await Expect(_page.Locator("[data-chart=rewards] .u-legend")).ToContainTextAsync("margin");
+        await Expect(_page.Locator("#artifacts")).ToContainTextAsync("adapter_model.safetensors");
+        await Screenshot("job-dpo.png");
     }
 
     [Fact]
@@ -209,7 +245,12 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         return (await response.Content.ReadFromJsonAsync<CreatedKeyDto>(WireJson.Options))!.Key;
     }
 
-    private Task Screenshot(string name) => _page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, name), FullPage = true });
+    /// <summary>The whole page from its top (the header is sticky: a scrolled page would show it mid-picture).</summary>
+    private async Task Screenshot(string name)
+    {
+        await _page.EvaluateAsync("() => window.scrollTo(0, 0)");
+        await _page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, name), FullPage = true });
+    }
 
     private static async Task<string> Upload(HttpClient api, string file)
     {

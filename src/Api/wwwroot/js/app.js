@@ -29,6 +29,7 @@ function route() {
   if (!match) { location.replace('#/jobs'); return; }
   const [m, mod, nav] = match;
   for (const a of document.querySelectorAll('#nav a[data-nav]')) a.classList.toggle('active', a.dataset.nav === nav);
+  window.scrollTo(0, 0);   // a hash change keeps the scroll position; a new page starts at the top
   dispose = mod.render(view, ...m.slice(1)) ?? null;
 }
 

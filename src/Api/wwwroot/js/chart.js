@@ -37,12 +37,18 @@ export class StepChart {
   draw() {
     this.pending = false;
     const steps = [...this.points.keys()].sort((a, b) => a - b);
-    const data = [steps, ...this.series.map((_, i) => steps.map(s => this.points.get(s)[i]))];
+    // Only series that have values are drawn (no empty "eval loss" without val_size); when one gains its
+    // first value the plot is built again with it.
+    const shown = this.series.map((_, i) => steps.some(s => this.points.get(s)[i] != null));
+    const data = [steps, ...this.series.flatMap((_, i) => shown[i] ? [steps.map(s => this.points.get(s)[i])] : [])];
     this.el.dataset.points = String(steps.length);
     this.empty.hidden = steps.length > 0;
+    if (steps.length === 0) return;
+    const key = shown.join();
+    if (this.plot && this.shownKey !== key) { this.plot.destroy(); this.plot = null; }
     if (!this.plot) {
-      if (steps.length === 0) return;
-      this.plot = new uPlot(this.options(), data, this.plotHolder);
+      this.shownKey = key;
+      this.plot = new uPlot(this.options(this.series.filter((_, i) => shown[i])), data, this.plotHolder);
     } else {
       this.plot.setData(data);
     }
@@ -50,22 +56,26 @@ export class StepChart {
     this.el.dataset.lastStep = String(last);
   }
 
-  options() {
-    const scales = [...new Set(this.series.map(s => s.scale ?? 'y'))];
+  options(series) {
+    const scales = [...new Set(series.map(s => s.scale ?? 'y'))];
     return {
       ...this.size(),
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
       scales: { x: { time: false } },
       series: [
-        { label: 'step', value: (u, v) => v == null ? '–' : v },
-        ...this.series.map(s => ({ label: s.label, stroke: s.color, width: 2, scale: s.scale ?? 'y', spanGaps: true, value: (u, v) => number(v) })),
+        // The legend shows the hovered step's values, and the newest step's when the cursor is away.
+        { label: 'step', value: (u, v, si, i) => (i == null ? u.data[0].at(-1) : v) ?? '–' },
+        ...series.map(s => ({ label: s.label, stroke: s.color, width: 2, scale: s.scale ?? 'y', spanGaps: true,
+          value: (u, v, si, i) => number(i == null ? u.data[si].findLast(x => x != null) : v) })),
       ],
       axes: [
         // Steps are whole numbers: no ticks at 1.5.
         { label: 'step', stroke: '#8a93a6', grid: { stroke: '#2a3142' }, ticks: { stroke: '#2a3142' },
           incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000, 100000] },
-        ...scales.map((scale, i) => ({ scale, side: i === 0 ? 3 : 1, stroke: '#8a93a6', size: 60,
+        // With two scales (DPO accuracy and margin) each axis takes its series' colour.
+        ...scales.map((scale, i) => ({ scale, side: i === 0 ? 3 : 1, size: 60,
+          stroke: scales.length > 1 ? series.find(s => (s.scale ?? 'y') === scale).color : '#8a93a6',
           grid: { show: i === 0, stroke: '#2a3142' }, ticks: { stroke: '#2a3142' }, values: (u, vals) => vals.map(v => number(v, 3)) })),
       ],
     };

@@ -181,6 +181,8 @@ export function render(root) {
       } else rest.push(err.message);
       submitErrors.replaceChildren(h('strong', err instanceof ApiError ? err.problem.title ?? 'Refused' : 'Not submitted'), h('ul', rest.map(m => h('li', m))));
       submitErrors.hidden = false;
+      // Take the user to the first field at fault.
+      root.querySelector('.field:has(.field-error:not(:empty)) input, .field:has(.field-error:not(:empty)) select')?.focus();
     } finally { submit.disabled = false; }
   }
 
