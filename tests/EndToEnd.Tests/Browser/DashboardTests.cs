@@ -215,7 +215,13 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         Assert.EndsWith("#/new", _page.Url);
         await Screenshot("new-job-errors.png");
 
-        await _page.ClickAsync("#tab-text");
+        // The form's keys carry over to the YAML editor (js-yaml, in the browser).
+        await _page.ClickAsync("#form-to-yaml");
+        await Expect(_page.Locator("#spec-text")).ToBeVisibleAsync();
+        var yaml = await _page.InputValueAsync("#spec-text");
+        Assert.Contains("model_name_or_path: builtin:tiny-llama", yaml);
+        Assert.Contains("learning_rate: -1", yaml);
+        Assert.Matches(@"dataset: ds-[0-9a-f]+", yaml);
         await _page.FillAsync("#spec-text", "model_name_or_path: builtin:tiny-qwen2\nlerning_rate: 1e-3\n");
         await _page.ClickAsync("#submit-job");
         await Expect(_page.Locator("#submit-errors")).ToContainTextAsync("did you mean 'learning_rate'");

@@ -30,7 +30,7 @@ export function render(root) {
     h('div.page-head', h('h2', 'Jobs'), h('div.toolbar', h('label.small', 'State ', filter), h('a.button.primary', { href: '#/new' }, '+ New job'))),
     error,
     h('div.card.table-card', h('table.jobs', { id: 'jobs-table' },
-      h('thead', h('tr', ['Job', 'State', 'Model', 'Stage', 'SP', 'Progress', 'Loss', 'Tokens/s', 'ETA', 'Created'].map(c => h(['SP', 'Loss', 'Tokens/s', 'ETA'].includes(c) ? 'th.num' : 'th', c)))),
+      h('thead', h('tr', ['Job', 'State', 'Model', 'Stage', 'SP', 'Progress', 'Loss', 'Tokens/s', 'ETA', 'Created'].map(c => h(['SP', 'Loss', 'Tokens/s', 'ETA'].includes(c) ? 'th.num' : 'th', { title: c === 'SP' ? 'sequence_parallel_size' : null }, c)))),
       tbody)),
     h('div.pager', prev, status, next));
 

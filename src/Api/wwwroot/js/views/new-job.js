@@ -54,7 +54,7 @@ export function render(root) {
     placeholder: 'model_name_or_path: builtin:tiny-qwen2\nstage: sft\nsequence_parallel_size: 2\ncutoff_len: 2048\nmax_steps: 60\nlearning_rate: 1e-3\n# dataset: filled in from the dataset above when left out' });
   const formTab = h('button.tab.active', { type: 'button', id: 'tab-form', onclick: () => setMode('form') }, 'Common keys');
   const textTab = h('button.tab', { type: 'button', id: 'tab-text', onclick: () => setMode('text') }, 'Paste YAML / JSON');
-  const formPane = h('div', grid, modelList, h('p.small', h('button.link', { type: 'button', onclick: formToText }, 'Edit as YAML'), h('span.muted', ' — every other key of the job spec can be added there.')));
+  const formPane = h('div', grid, modelList, h('p.small', h('button.link', { id: 'form-to-yaml', type: 'button', onclick: formToText }, 'Edit as YAML'), h('span.muted', ' — every other key of the job spec can be added there.')));
   const textPane = h('div', { hidden: true }, text, h('p.muted.small', 'LLaMA-Factory keys; `dataset` is a dataset id. Unknown keys are refused with a suggestion.'));
   const submitErrors = h('div.error', { id: 'submit-errors', role: 'alert', hidden: true });
   const submit = h('button.primary', { id: 'submit-job', type: 'submit' }, 'Submit job');
