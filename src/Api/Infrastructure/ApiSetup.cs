@@ -70,6 +70,10 @@ public static class ApiSetup
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        // The dashboard (wwwroot): public files, served before authentication; the page itself calls
+        // the API with the key. no-cache: a browser revalidates, so an upgraded service is seen at once.
+        app.UseDefaultFiles();
+        app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = c => c.Context.Response.Headers.CacheControl = "no-cache" });
         app.UseAuthentication();
         app.UseAuthorization();
         if (app.Services.GetRequiredService<IOptions<SchedulerOptions>>().Value is { RecurringJobs: true } s)
