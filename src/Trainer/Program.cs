@@ -11,6 +11,7 @@ const string usage = """
       trainer host --api URL --token KEY ...          run a trainer host for the service
     """;
 
+OpenMpSettings.PreferPassiveWaiting();   // before anything touches libtorch
 try
 {
     return args.FirstOrDefault() switch
