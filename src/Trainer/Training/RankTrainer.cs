@@ -75,6 +75,10 @@ public sealed class RankTrainer : IDisposable
     public StepMetrics TrainStep(int step)
     {
         _model.train();
+        // LoRA dropout draws from a stream that is a function of (seed, step, rank) only, like the data
+        // order: a resumed run replays the straight run's masks, and ranks holding different tokens draw
+        // different masks. (The stream lives in the model, not in the checkpointed global RNG state.)
+        _model.DropoutRandom.Reseed(unchecked(((long)_spec.Seed * 1_000_003 + step) * 1024 + _ctx.World.Rank));
         using var scope = NewDisposeScope();
         // The loss is normalised by what the whole optimizer step holds — every micro-batch of every
         // data-parallel replica — which is known before any forward pass.
