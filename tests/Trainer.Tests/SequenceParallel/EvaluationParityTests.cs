@@ -28,7 +28,7 @@ public class EvaluationParityTests
         var prep = new PreparedRun(spec, Shape(spec.ModelNameOrPath!), new ModelFactory(spec, ScalarType.Float64, tokenizerDir: null), null,
             train, val, PadId: 0, Notes: []);
         var log = new LogCapture();
-        var result = new TrainingRun(prep, log, new RunOptions(CaptureFirstGradient: true, CaptureFinalParameters: true)).Execute();
+        var result = new TrainingRun(prep, log, new RunOptions(CaptureFirstGradient: true, CaptureFinalParameters: true, IntraOpThreadsPerRank: 1)).Execute();
         return (result, log.Records.Select(r => (double)r["eval_loss"]!).ToArray());
     }
 

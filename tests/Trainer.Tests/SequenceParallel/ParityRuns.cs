@@ -58,7 +58,7 @@ internal static class ParityRuns
     {
         CheckRuns.Validate(spec, Shape(spec.ModelNameOrPath!));
         var prep = CheckRuns.Prepare(spec, Shape(spec.ModelNameOrPath!), dtype, data);
-        return new TrainingRun(prep, options: new RunOptions(CaptureFirstGradient: true, CaptureFinalParameters: true)).Execute();
+        return new TrainingRun(prep, options: new RunOptions(CaptureFirstGradient: true, CaptureFinalParameters: true, IntraOpThreadsPerRank: 1)).Execute();
     }
 
     /// <summary>Asserts the three parity figures and that the runs did what they claim (steps, a non-zero gradient).</summary>
