@@ -39,7 +39,7 @@ internal sealed class RunDirs : IDisposable
     };
 
     public static RunResult Train(JobSpec spec, ITrainingObserver? observer = null) =>
-        new TrainingRun(RunPreparation.Prepare(spec, RepoPaths.Root), observer, new RunOptions(CaptureFinalParameters: true)).Execute();
+        new TrainingRun(RunPreparation.Prepare(spec, RepoPaths.Root), observer, new RunOptions(CaptureFinalParameters: true, IntraOpThreadsPerRank: 1)).Execute();
 
     public static List<JsonObject> Log(string outputDir) => TrainerLog.Read(outputDir);
 
