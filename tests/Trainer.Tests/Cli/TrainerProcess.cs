@@ -20,6 +20,9 @@ internal static class TrainerProcess
         psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment.Remove("LONGSEQ_DEBUG");
+        // Tiny models gain nothing from intra-op threads, and OpenMP workers spinning on 2 shared cores
+        // (other tests run beside this one) made a one-step run take 20 s instead of 2.
+        psi.Environment["OMP_NUM_THREADS"] = "1";
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

@@ -13,8 +13,14 @@ namespace LongSeqService.Trainer.Tests.Training;
 /// and the normalisation the design asks for (SFT: all label tokens of the whole step; DPO: all pairs).
 /// The parity tests compare runs of the engine with each other; this anchors the one-rank run itself.
 /// </summary>
-public class TrainStepReferenceTests
+public sealed class TrainStepReferenceTests : IDisposable
 {
+    // One intra-op thread on this test thread while the test runs (OpenMP's setting is per thread):
+    // spinning workers on 2 shared cores made these tiny forward passes take seconds.
+    private readonly int _threads = get_num_threads();
+    public TrainStepReferenceTests() => set_num_threads(1);
+    public void Dispose() => set_num_threads(_threads);
+
     private const string Llama = "builtin:tiny-llama";
 
     /// <summary>Σ −log p(next token) over the labelled positions of one unpadded example (labels shifted by hand).</summary>
