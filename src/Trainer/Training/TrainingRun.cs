@@ -92,7 +92,7 @@ public sealed class TrainingRun(PreparedRun prep, ITrainingObserver? observer = 
                         var p = log.Advance(done, m);
                         observer?.OnStep(p, m);
                         window.Add(m);
-                        if (done % _spec.LoggingSteps == 0 || last || done == first + 1)
+                        if (done % _spec.LoggingSteps == 0 || last || done == 1)          // a resumed run logs on the straight run's steps
                         {
                             var rec = log.Record(p, window.Take(), schedule.EpochAt(done), lastEval, peaks, baselines);
                             if (output != null) { log.Append(rec); records.Add(rec); }
