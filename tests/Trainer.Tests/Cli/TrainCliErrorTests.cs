@@ -149,6 +149,15 @@ public sealed class TrainCliErrorTests : IDisposable
     }
 
     [Fact]
+    public void ResumeFromDirectoryThatIsNoCheckpoint_NamesTheKey()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "not-a-checkpoint"));
+        var line = AssertRefused(Train(Config("c.yaml", $"resume_from_checkpoint: {Path.Combine(_dir, "not-a-checkpoint")}")))[0];
+        Assert.StartsWith("error: resume_from_checkpoint:", line);
+        Assert.Contains("not-a-checkpoint", line);
+    }
+
+    [Fact]
     public void CommandLineOverride_BadValue_ReplacesFileValueAndIsRefused()
     {
         var line = AssertRefused(Train(Config("c.yaml"), "--template", "llama4"))[0];
