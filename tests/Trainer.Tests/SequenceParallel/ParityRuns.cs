@@ -37,13 +37,13 @@ internal static class ParityRuns
     };
 
     /// <summary>Exactly enough examples for the spec's steps (one epoch), so both runs see the same rows in the same order.</summary>
-    public static TrainingData Rows(JobSpec spec, int seed = 11)
+    public static TrainingData Rows(JobSpec spec, int seed = 11, int? count = null)
     {
-        int count = spec.MaxSteps * spec.PerDeviceTrainBatchSize * spec.GradientAccumulationSteps * spec.DataParallelSize;
+        count ??= spec.MaxSteps * spec.PerDeviceTrainBatchSize * spec.GradientAccumulationSteps * spec.DataParallelSize;
         int vocab = CheckRuns.Vocab(Shape(spec.ModelNameOrPath!));
         if (spec.Stage != "dpo")
-            return new TrainingData(Enumerable.Range(0, count).Select(i => SyntheticData.Sft(1, Lengths[i % Lengths.Length], vocab, seed + i, exactLength: true)[0]).ToList(), null);
-        var pairs = Enumerable.Range(0, count).Select(i =>
+            return new TrainingData(Enumerable.Range(0, count.Value).Select(i => SyntheticData.Sft(1, Lengths[i % Lengths.Length], vocab, seed + i, exactLength: true)[0]).ToList(), null);
+        var pairs = Enumerable.Range(0, count.Value).Select(i =>
         {
             var p = SyntheticData.Pairs(1, Lengths[i % Lengths.Length], vocab, seed + i, exactLength: true)[0];
             int shorter = p.Rejected.Length - 2;            // still odd, and longer than the shared prompt

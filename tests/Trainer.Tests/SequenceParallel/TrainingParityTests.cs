@@ -81,6 +81,22 @@ public class TrainingParityTests
         AssertSame(one, many, spec.MaxSteps, lossAbs: 1e-9, gradRel: 1e-8, paramAbs: 1e-8);
     }
 
+    /// <summary>6 rows, dp 2 × batch 2: the second step's micro-batch holds 2 rows, all for replica 0 — replica 1
+    /// has nothing but must still join the gradient sum (an epoch's short tail).</summary>
+    [Theory]
+    [InlineData("sft")]
+    [InlineData("dpo")]
+    public void DataParallel_EpochTailLeavesOneReplicaEmpty_MatchesSingleRank(string stage)
+    {
+        var spec = Spec(Llama, stage, "full", sp: 2, dp: 2);
+        var data = Rows(spec, count: 6);
+
+        var one = Run(SingleRank(spec), ScalarType.Float64, data);
+        var many = Run(spec, ScalarType.Float64, data);
+
+        AssertSame(one, many, spec.MaxSteps, lossAbs: 1e-9, gradRel: 1e-8, paramAbs: 1e-8);
+    }
+
     /// <summary>Two accumulated micro-batches of 2 against one batch of 4 (the same global batch): the loss is
     /// normalised by the whole step's label tokens, not per micro-batch.</summary>
     [Theory]
