@@ -19,7 +19,7 @@ public class ResumeTests
     {
         "sft-full" => RunDirs.Sft(dir),
         "sft-bf16" => RunDirs.Sft(dir) with { Bf16 = true },   // bf16 weights, fp32 master weights in the optimizer state
-        "dpo-lora" => RunDirs.Dpo(dir, "lora"),          // precompute_ref_logps, LoRA dropout 0.1
+        "dpo-lora" => RunDirs.Dpo(dir, "lora") with { GradientCheckpointing = true },   // precompute_ref_logps, LoRA dropout 0.1 replayed by the recomputation
         "dpo-full" => RunDirs.Dpo(dir, "full"),          // precompute_ref_logps with the policy's own weights as reference
         _ => throw new ArgumentException(name),
     }) with { LoggingSteps = 2 };
