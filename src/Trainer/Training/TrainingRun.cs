@@ -60,13 +60,12 @@ public sealed class TrainingRun(PreparedRun prep, ITrainingObserver? observer = 
             {
                 int first = 0;
                 long tokensBefore = 0;
-                if (resumeFrom != null)
-                {
-                    prep.Models.LoadWeights(model, resumeFrom);
-                }
+                // The trainer is built on the initial weights: with precompute_ref_logps it computes the
+                // reference log-probs from them (the reference is the model before training, also on resume).
                 using var trainer = new RankTrainer(ctx, _spec, model, reference, schedule, lr, prep.Train, prep.Val, prep.PadId);
                 if (resumeFrom != null)
                 {
+                    prep.Models.LoadWeights(model, resumeFrom);                 // in place: the optimizer keeps its tensors
                     var st = Checkpoints.Load(resumeFrom, trainer.Optimizer);
                     (first, tokensBefore) = (st.GlobalStep, st.TrainedTokens);
                     if (ctx.IsMain) TrainerLog.TruncateAfter(output!, first);
@@ -93,7 +92,7 @@ public sealed class TrainingRun(PreparedRun prep, ITrainingObserver? observer = 
                         var p = log.Advance(done, m);
                         observer?.OnStep(p, m);
                         window.Add(m);
-                        if (done % _spec.LoggingSteps == 0 || last || done == first + 1)
+                        if (done % _spec.LoggingSteps == 0 || last || done == 1)          // a resumed run logs on the straight run's steps
                         {
                             var rec = log.Record(p, window.Take(), schedule.EpochAt(done), lastEval, peaks, baselines);
                             if (output != null) { log.Append(rec); records.Add(rec); }
