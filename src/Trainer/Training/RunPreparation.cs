@@ -32,8 +32,6 @@ public static class RunPreparation
         var outputDir = Path.GetFullPath(spec.OutputDir!);
         spec = spec with { Dataset = datasetPath, OutputDir = outputDir };
         Fail(!File.Exists(datasetPath), "dataset", $"file '{datasetPath}' not found");
-        Fail(spec.ResumeFromCheckpoint is { } resume && resume != "latest" && !File.Exists(Path.Combine(resume, "trainer_state.json")),
-            "resume_from_checkpoint", $"'{spec.ResumeFromCheckpoint}' is not a checkpoint directory (it has no trainer_state.json); give a checkpoint-<step> folder or true for the newest");
         Fail(NonEmpty(outputDir) && !spec.OverwriteOutputDir && spec.ResumeFromCheckpoint is null, "output_dir",
             $"'{outputDir}' is not empty; set overwrite_output_dir: true, resume_from_checkpoint: true, or choose another directory");
         if (spec.ResumeFromCheckpoint is { } resume && resume != "latest")
