@@ -29,6 +29,24 @@ public sealed class DatasetEndpointTests(SmallUploadFactory factory) : IClassFix
     }
 
     [Fact]
+    public async Task Get_WithModel_GivesTokenLengthsUnderItsTokenizerAndCountsWhatACutoffTruncates()
+    {
+        var (client, _) = await factory.TenantAsync();
+        var created = await (await client.PostAsync("/v1/datasets", Forms.File(Data.File("identity.json")))).Content.ReadFromJsonAsync<DatasetDto>(WireJson.Options);
+        var stats = (await client.GetFromJsonAsync<DatasetDto>($"/v1/datasets/{created!.Id}?model=builtin:tiny-llama&cutoff_len=4096", WireJson.Options))!.TokenStats!;
+        Assert.Equal("builtin:tiny-llama", stats.Model);
+        Assert.Equal(0, stats.OverCutoff);
+        // Byte-level BPE never makes more tokens than UTF-8 bytes, and the llama3 template adds its headers:
+        // every example is longer in tokens than its answer alone and shorter than its bytes plus the template.
+        Assert.True(stats.Lengths.Min > 10 && stats.Lengths.Max < 1024, $"{stats.Lengths}");
+        var atMedian = (await client.GetFromJsonAsync<DatasetDto>($"/v1/datasets/{created.Id}?model=builtin:tiny-llama&cutoff_len={stats.Lengths.P50}", WireJson.Options))!.TokenStats!;
+        Assert.InRange(atMedian.OverCutoff, 1, 91 / 2 + 1);                     // about half the examples are longer than the median
+        var bad = await client.GetAsync($"/v1/datasets/{created.Id}?model=builtin:tiny-gpt");
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, bad.StatusCode);
+        Assert.Contains("model", await bad.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task Upload_SameBytesTwice_ReturnsTheSameDataset()
     {
         var (client, _) = await factory.TenantAsync();

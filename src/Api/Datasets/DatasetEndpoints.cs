@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Data;
 using System.Security.Claims;
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
@@ -81,18 +82,22 @@ public static class DatasetEndpoints
         return TypedResults.Created($"/v1/datasets/{dataset.Id}", dataset.ToDto());
     }
 
-    private static async Task<Results<Ok<DatasetDto>, NotFound, ProblemHttpResult>> Get(string id, string? model, ClaimsPrincipal user, ServiceDb db)
+    /// <summary>A dataset; with <c>?model=</c>, also its token lengths under that model's tokenizer and
+    /// template, and how many examples a <c>cutoff_len</c> (default 2048) would truncate.</summary>
+    private static async Task<Results<Ok<DatasetDto>, NotFound, ProblemHttpResult>> Get(string id, string? model, int? cutoff_len, string? template,
+        ClaimsPrincipal user, ServiceDb db, IOptions<LongSeqOptions> options, CancellationToken ct)
     {
         var tenant = user.TenantId();
-        var dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.TenantId == tenant);
+        var dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.TenantId == tenant, ct);
         if (dataset == null) return TypedResults.NotFound();
-        if (model != null)
-        {
-            ModelShape.TryResolve(model, out var error);
-            if (error != null) return Problems.Invalid("model", error);
-        }
-        // Token-length statistics need the model's tokenizer and chat template, which live in the
-        // trainer (TorchSharp side); the Api does not compute them yet, so token_stats stays null.
-        return TypedResults.Ok(dataset.ToDto());
+        if (model == null) return TypedResults.Ok(dataset.ToDto());
+
+        var shape = ModelShape.TryResolve(model, out var error);
+        if (shape == null) return Problems.Invalid("model", error!);
+        if (template != null && !JobSpecKeys.Templates.Contains(template))
+            return Problems.Invalid("template", $"'{template}' is not one of {string.Join(", ", JobSpecKeys.Templates)}");
+        if (cutoff_len is < 1) return Problems.Invalid("cutoff_len", "must be at least 1");
+        var stats = await Task.Run(() => TokenLengths.Compute(options.Value.DataPath(dataset.StoragePath), dataset.Format, model, shape, cutoff_len ?? 2048, template), ct);
+        return TypedResults.Ok(dataset.ToDto() with { TokenStats = stats });
     }
 }

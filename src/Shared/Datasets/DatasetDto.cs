@@ -1,7 +1,7 @@
 namespace LongSeqService.Shared.Datasets;
 
-/// <summary>An uploaded dataset as clients see it. Token statistics need a model's tokenizer and are
-/// not computed by the API yet (<see cref="TokenStats"/> stays null); character lengths always are.</summary>
+/// <summary>An uploaded dataset as clients see it. Character lengths always; token lengths
+/// (<see cref="TokenStats"/>) when asked for with a model (<c>GET /v1/datasets/{id}?model=…&amp;cutoff_len=…</c>).</summary>
 public sealed record DatasetDto(
     string Id,
     string Name,

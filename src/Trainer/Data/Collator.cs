@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 

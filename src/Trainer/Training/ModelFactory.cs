@@ -1,4 +1,5 @@
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Model;
 using static TorchSharp.torch;

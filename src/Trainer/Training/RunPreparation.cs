@@ -1,4 +1,5 @@
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Model;
 using static TorchSharp.torch;
@@ -43,10 +44,10 @@ public static class RunPreparation
             spec = spec with { ResumeFromCheckpoint = checkpoint };
         }
 
-        var tokenizerDir = ModelShape.Builtins.ContainsKey(spec.ModelNameOrPath!) ? BuiltinTokenizer.EnsureCached() : spec.ModelNameOrPath!;
+        var tokenizerDir = TokenLengths.TokenizerDir(spec.ModelNameOrPath!);
         Fail(!File.Exists(Path.Combine(tokenizerDir, "tokenizer.json")), "model_name_or_path", $"'{tokenizerDir}' has no tokenizer.json");
         using var tokenizer = TextTokenizer.Load(tokenizerDir);
-        var templateName = spec.Template ?? DefaultTemplate(shape!, tokenizer);
+        var templateName = spec.Template ?? ChatTemplate.DefaultFor(shape!.ModelType, tokenizer);
         var template = ChatTemplate.Get(templateName);
         if (template.Incompatibility(tokenizer) is { } why) Fail(true, "template", why);
 
@@ -83,13 +84,6 @@ public static class RunPreparation
         var dtype = dtypeOverride ?? (spec.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
         return new PreparedRun(spec, shape!, new ModelFactory(spec, dtype, tokenizerDir), outputDir, train, val, padId, notes);
-    }
-
-    /// <summary>The model family's own template where the tokenizer has its tokens; else the plain one.</summary>
-    private static string DefaultTemplate(ModelShape shape, TextTokenizer tokenizer)
-    {
-        string preferred = shape.ModelType == "qwen2" ? "qwen" : "llama3";
-        return ChatTemplate.Get(preferred).Incompatibility(tokenizer) is null ? preferred : "default";
     }
 
     private static (TrainingData Train, TrainingData Val) Split(TrainingData all, double valSize, ulong seed)

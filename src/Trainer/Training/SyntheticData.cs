@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 
 namespace LongSeqService.Trainer.Training;

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Model;
 using static TorchSharp.torch;

@@ -1,4 +1,5 @@
 using TorchSharp;
+using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 
 namespace LongSeqService.Trainer.Tests.Data;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 using Xunit.Abstractions;
 

@@ -1,5 +1,6 @@
 using LongSeqService.Shared.Jobs;
 using LongSeqService.Trainer.Cli;
+using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Training;
 using static TorchSharp.torch;

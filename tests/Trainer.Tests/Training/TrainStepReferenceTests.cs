@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Model;
 using LongSeqService.Trainer.Training;

@@ -1,4 +1,4 @@
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// The <c>val_size</c> split: a fraction in (0, 1) (rounded up, as Hugging Face's train_test_split does)

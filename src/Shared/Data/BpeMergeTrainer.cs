@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// Learns a byte-level BPE merge list from a text corpus. This is data generation for the built-in

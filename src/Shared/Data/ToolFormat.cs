@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>How a template writes tool definitions into the system prompt and renders function calls
 /// (LLaMA-Factory's <c>tool_utils.py</c>: DefaultToolUtils, QwenToolUtils, Llama3ToolUtils).</summary>

@@ -1,4 +1,4 @@
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// GPT-2's byte-to-unicode table: every byte 0..255 maps to one printable character, so a byte-level

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// Turns one JSON example into an <see cref="Example"/>, following LLaMA-Factory's converters

@@ -1,4 +1,4 @@
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>Who speaks a turn, in LLaMA-Factory's terms.</summary>
 public enum Role

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// Loads a dataset file in LLaMA-Factory's alpaca or sharegpt format (<c>.json</c> array or <c>.jsonl</c>),

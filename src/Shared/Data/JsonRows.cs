@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>One top-level element of a dataset file, with the 1-based line it starts on.</summary>
 internal sealed record JsonRow(int Index, int Line, JsonElement Element, string? ParseError = null);

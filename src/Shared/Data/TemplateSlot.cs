@@ -1,4 +1,4 @@
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// One element of a chat-template formatter (LLaMA-Factory's SLOTS): literal text, possibly with a

@@ -1,4 +1,4 @@
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>One thing wrong with a dataset file. <see cref="Line"/> is 1-based; 0 when not tied to a line.</summary>
 public sealed record DatasetError(int Line, string Message);

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// JSON text exactly as Python's <c>json.dumps(obj, ensure_ascii=False[, indent=n])</c> writes it —

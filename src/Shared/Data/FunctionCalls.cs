@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>One tool call: the function's name and its arguments (a JSON value, usually an object).</summary>
 public sealed record FunctionCall(string Name, JsonNode? Arguments);

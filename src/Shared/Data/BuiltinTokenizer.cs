@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// The tokenizer of the built-in tiny models: a byte-level BPE <c>tokenizer.json</c> (GPT-2 byte alphabet,

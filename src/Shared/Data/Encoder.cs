@@ -1,4 +1,4 @@
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// Turns examples into token ids and label masks with a chat template, as LLaMA-Factory's supervised and

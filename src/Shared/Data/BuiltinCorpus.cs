@@ -1,4 +1,4 @@
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// The small English text the built-in tokenizer's merges are learned from. Written for this project:

@@ -1,6 +1,6 @@
-using S = LongSeqService.Trainer.Data.TemplateSlot;
+using S = LongSeqService.Shared.Data.TemplateSlot;
 
-namespace LongSeqService.Trainer.Data;
+namespace LongSeqService.Shared.Data;
 
 /// <summary>
 /// A chat template as LLaMA-Factory defines it (<c>src/llamafactory/data/template.py</c>): formatters for
@@ -74,6 +74,14 @@ public sealed class ChatTemplate
     }.ToDictionary(t => t.Name);
 
     public static IReadOnlyList<string> Names { get; } = [.. Templates.Keys];
+
+    /// <summary>The model family's own template (qwen for Qwen2, llama3 for Llama) where the tokenizer
+    /// has its special tokens; otherwise the plain <c>default</c> template.</summary>
+    public static string DefaultFor(string modelType, TextTokenizer tokenizer)
+    {
+        string preferred = modelType == "qwen2" ? "qwen" : "llama3";
+        return Get(preferred).Incompatibility(tokenizer) is null ? preferred : "default";
+    }
 
     public static ChatTemplate Get(string name) =>
         Templates.TryGetValue(name, out var t) ? t
