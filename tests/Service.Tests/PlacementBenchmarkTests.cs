@@ -7,6 +7,7 @@ using LongSeqService.Shared.Hosts;
 using LongSeqService.Shared.Jobs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace LongSeqService.Service.Tests;
@@ -35,7 +36,12 @@ public sealed class PlacementBenchmarkTests(ServiceFactory factory, ITestOutputH
             var (jobIds, hostIds) = await SeedAsync(seed: round);
             var sw = Stopwatch.StartNew();
             IReadOnlyList<Binding> bound;
-            await using (var scope = factory.Scope()) bound = await scope.ServiceProvider.GetRequiredService<PlacementPass>().RunAsync();
+            await using (var scope = factory.Scope())
+            {
+                // The pass logs where its time went (snapshot and plan, bind, dispatch): show that here.
+                var pass = ActivatorUtilities.CreateInstance<PlacementPass>(scope.ServiceProvider, new OutputLogger<PlacementPass>(output));
+                bound = await pass.RunAsync();
+            }
             sw.Stop();
             times.Add(sw.Elapsed.TotalMilliseconds);
             int slotsHeld = await AssertConsistentAsync(jobIds, hostIds, bound);
@@ -120,5 +126,16 @@ public sealed class PlacementBenchmarkTests(ServiceFactory factory, ITestOutputH
         foreach (var byHost in bound.GroupBy(b => b.HostId))
             Assert.Equal(byHost.Count(), monitor.EnqueuedCount(HostQueues.For(byHost.Key)));
         return slots.Count(s => s.JobId != null);
+    }
+}
+
+/// <summary>An ILogger that writes Information and above to the test's output.</summary>
+internal sealed class OutputLogger<T>(ITestOutputHelper output) : ILogger<T>
+{
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (IsEnabled(logLevel)) output.WriteLine($"  [{typeof(T).Name}] {formatter(state, exception)}");
     }
 }
