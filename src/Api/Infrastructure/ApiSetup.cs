@@ -16,15 +16,29 @@ using LongSeqService.Shared.Progress;
 using LongSeqService.Shared.Wire;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace LongSeqService.Api.Infrastructure;
 
 /// <summary>All of the Api's registration and its pipeline, so Program.cs reads as intent.</summary>
 public static class ApiSetup
 {
-    public static string ConnectionString(IConfiguration config) =>
-        config.GetConnectionString("Db") ?? Environment.GetEnvironmentVariable("LONGSEQ_DB")
-        ?? throw new InvalidOperationException("no database: set ConnectionStrings:Db or LONGSEQ_DB (scripts/run.sh does)");
+    public static string ConnectionString(IConfiguration config)
+    {
+        var given = config.GetConnectionString("Db") ?? Environment.GetEnvironmentVariable("LONGSEQ_DB")
+            ?? throw new InvalidOperationException("no database: set ConnectionStrings:Db or LONGSEQ_DB (scripts/run.sh does)");
+        // Per request the service runs one or two short statements (a job by id, a submission's lookups),
+        // so what PostgreSQL does around them counts: Npgsql prepares statements on the server after a
+        // few uses (no parse and plan each time), and a pooled connection is not reset on its return
+        // (DISCARD ALL, or seven statements once some are prepared) — nothing here leaves session state
+        // behind: no SET, LISTEN, temp tables or session advisory locks (Hangfire locks with rows).
+        // Settings given in the connection string win.
+        var keys = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = given };
+        var b = new NpgsqlConnectionStringBuilder(given);
+        if (!keys.ContainsKey("Max Auto Prepare") && !keys.ContainsKey("MaxAutoPrepare")) b.MaxAutoPrepare = 64;
+        if (!keys.ContainsKey("No Reset On Close") && !keys.ContainsKey("NoResetOnClose")) b.NoResetOnClose = true;
+        return b.ConnectionString;
+    }
 
     public static void AddLongSeqApi(this WebApplicationBuilder builder)
     {
