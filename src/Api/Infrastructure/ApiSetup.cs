@@ -48,7 +48,9 @@ public static class ApiSetup
 
         services.Configure<LongSeqOptions>(config.GetSection("LongSeq"));
         services.PostConfigure<LongSeqOptions>(LongSeqOptions.FromEnvironment);
-        services.AddDbContext<ServiceDb>(o => ConfigureDb(o, conn));
+        // Pooled: a request leases a context that was set up before instead of building one (the context
+        // holds no state of its own between requests; EF resets its change tracker on return).
+        services.AddDbContextPool<ServiceDb>(o => ConfigureDb(o, conn));
 
         // Hangfire: the storage is this service's own (not JobStorage.Current), so several apps can
         // live in one process (tests); the server serves only the scheduler queue — hosts serve theirs.
