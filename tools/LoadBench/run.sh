@@ -11,6 +11,7 @@
 # Settings (environment): LONGSEQ_HTTP_PORT (5190), LONGSEQ_PG_PORT (55490), LONGSEQ_DATA_DIR
 # (/tmp/lb-data; created fresh, removed at the end unless LB_KEEP=1), LB_DURATION (20s), LB_CONNECTIONS
 # (50), LB_THREADS (2), LB_ROUNDS (2), LB_SCENARIOS ("post get": the wrk scripts to run, in order),
+# LB_DB_EXTRA (appended to the connection string, e.g. "Maximum Pool Size=16"),
 # LONGSEQ_NO_BUILD=1 to skip the build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,7 +44,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-export LONGSEQ_DB="$(scripts/pg.sh conn "$data" "$pgport");Database=longseq" LONGSEQ_DATA_DIR="$data"
+export LONGSEQ_DB="$(scripts/pg.sh conn "$data" "$pgport");Database=longseq${LB_DB_EXTRA:+;$LB_DB_EXTRA}" LONGSEQ_DATA_DIR="$data"
 export LONGSEQ_BOOTSTRAP_API_KEY=$admin_key LONGSEQ_BOOTSTRAP_HOST_KEY=$host_key
 export ASPNETCORE_URLS=$url ASPNETCORE_CONTENTROOT=$(dirname "$api_dll") DOTNET_NOLOGO=1
 dotnet "$api_dll" --migrate-only >"$data/logs/migrate.log" 2>&1 || { tail -20 "$data/logs/migrate.log"; exit 1; }
