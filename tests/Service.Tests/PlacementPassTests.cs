@@ -105,6 +105,40 @@ public sealed class PlacementPassTests(ServiceFactory factory) : IClassFixture<S
         Assert.Equal(12, await AssertConsistentAsync(jobs));
     }
 
+    [Fact]
+    public async Task Pass_JobCancelledWhileThePlanIsBound_TheRestIsStillBoundOneByOne()
+    {
+        await factory.RegisterHostAsync($"f-{Guid.NewGuid():N}", 4);
+        var a = await SubmitAsync(sp: 1);
+        var b = await SubmitAsync(sp: 1);
+        var c = await SubmitAsync(sp: 2);
+        await using var scope = factory.Scope();
+        var db = factory.Db(scope);
+        // Cancel b in a transaction left open: the pass snapshots b as queued, then its bind of the whole
+        // plan waits on b's row lock; once b's cancel commits, that bind takes 2 rows of 3 and rolls back.
+        Task<IReadOnlyList<Binding>> pass;
+        await using (var tx = await db.Database.BeginTransactionAsync())
+        {
+            await db.Jobs.Where(j => j.Id == b).ExecuteUpdateAsync(s => s.SetProperty(j => j.State, JobStates.Cancelled));
+            pass = Task.Run(PassAsync);
+            await WaitForABlockedStatementAsync();
+            await tx.CommitAsync();
+        }
+        var bound = await pass;
+        Assert.Equal([a, c], bound.Select(x => x.JobId));
+        Assert.Equal(JobStates.Cancelled, await WithDb(d => d.Jobs.Where(j => j.Id == b).Select(j => j.State).FirstAsync()));
+        Assert.Equal(3, await AssertConsistentAsync([a, b, c]));
+    }
+
+    /// <summary>Waits until some statement in this test's database waits for a row lock.</summary>
+    private async Task WaitForABlockedStatementAsync()
+    {
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(30); await Task.Delay(20))
+            if (await WithDb(d => d.Database.SqlQuery<int>($"SELECT count(*)::int AS \"Value\" FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").SingleAsync()) > 0)
+                return;
+        throw new TimeoutException("the placement pass never blocked on the open transaction");
+    }
+
     /// <summary>Every scheduled job holds exactly its gang on its one host; queued jobs hold nothing.
     /// Returns the number of slots held.</summary>
     private async Task<int> AssertConsistentAsync(List<Guid> jobs)
