@@ -18,6 +18,7 @@ try
         "train" => TrainCommand.Run(args[1..]),
         "parity" => ParityCommand.Run(args[1..]),
         "bench" => BenchCommand.Run(args[1..]),
+        "mpi-check" => MpiCheckCommand.Run(args[1..]),             // hidden: collectives over MPI, for tests and cluster checks
         null or "-h" or "--help" or "help" => Help(),
         var other => throw new CliException($"unknown command '{other}'\n{usage}"),
     };
