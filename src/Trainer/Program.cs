@@ -1,5 +1,6 @@
 using LongSeqService.Shared.Jobs;
 using LongSeqService.Trainer.Cli;
+using LongSeqService.Trainer.Training;
 
 // The trainer CLI: training without the service (like llamafactory-cli), the SP self-check and
 // benchmark, and the trainer-host process of the service.
@@ -18,6 +19,7 @@ try
         "train" => TrainCommand.Run(args[1..]),
         "parity" => ParityCommand.Run(args[1..]),
         "bench" => BenchCommand.Run(args[1..]),
+        "rank-worker" => RankWorker.Run(args[1]),                     // hidden: one rank of a run launched as processes
         "mpi-check" => MpiCheckCommand.Run(args[1..]),             // hidden: collectives over MPI, for tests and cluster checks
         null or "-h" or "--help" or "help" => Help(),
         var other => throw new CliException($"unknown command '{other}'\n{usage}"),

@@ -10,6 +10,9 @@ public sealed record PreparedRun(JobSpec Spec, ModelShape Shape, ModelFactory Mo
     TrainingData Train, TrainingData Val, int PadId, IReadOnlyList<string> Notes)
 {
     public int TrainCount => Train.Count;
+
+    /// <summary>How to prepare this run again in another process (ranks launched as processes); null for a run made by hand.</summary>
+    public RunRecipe? Recipe { get; init; }
 }
 
 /// <summary>
@@ -74,7 +77,10 @@ public static class RunPreparation
 
         var dtype = dtypeOverride ?? (spec.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
-        return new PreparedRun(spec, shape!, new ModelFactory(spec, dtype, tokenizerDir), outputDir, train, val, padId, notes);
+        return new PreparedRun(spec, shape!, new ModelFactory(spec, dtype, tokenizerDir), outputDir, train, val, padId, notes)
+        {
+            Recipe = new RunRecipe(spec, baseDir, dtypeOverride, null),
+        };
     }
 
     /// <summary>The model family's own template where the tokenizer has its tokens; else the plain one.</summary>

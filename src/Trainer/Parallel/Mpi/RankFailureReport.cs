@@ -1,37 +1,40 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace LongSeqService.Trainer.Parallel.Mpi;
 
 /// <summary>
-/// How a rank process tells its launcher why it failed: one line on stderr, written once per process,
-/// just before MPI_Abort ends the job. mpiexec forwards every rank's stderr, so the launcher can name
-/// the failing rank and its error instead of only "a process died".
+/// How a rank process tells its launcher why it failed, just before MPI_Abort ends the job: a file
+/// <c>failure-rank-R.json</c> in the run's folder (rank, error type, message, time), written once per
+/// process, and the same as one line on stderr for people. A file, because mpiexec's forwarded output
+/// can cut a line in two.
 /// </summary>
 public static class RankFailureReport
 {
-    public const string Marker = "LONGSEQ_RANK_FAILED ";
     private static int _written;
+
+    /// <summary>The run's folder (set by the rank worker); without it the report only goes to stderr.</summary>
+    public static string? Directory { get; set; }
 
     public static void Write(int rank, Exception e)
     {
         if (Interlocked.Exchange(ref _written, 1) == 1) return;
         var inner = e is AggregateException { InnerException: { } i } ? i : e;
-        var line = new JsonObject { ["rank"] = rank, ["type"] = inner.GetType().Name, ["message"] = inner.Message }.ToJsonString();
-        Console.Error.WriteLine(Marker + line);
-        Console.Error.Flush();
+        var report = new JsonObject { ["rank"] = rank, ["type"] = inner.GetType().Name, ["message"] = inner.Message, ["ticks"] = DateTime.UtcNow.Ticks };
+        Console.Error.WriteLine($"rank {rank} failed: {inner.GetType().Name}: {inner.Message}");
+        if (Directory is { } dir)
+        {
+            var path = Path.Combine(dir, $"failure-rank-{rank}.json");
+            File.WriteAllText(path + ".tmp", report.ToJsonString());
+            File.Move(path + ".tmp", path, overwrite: true);             // whole or absent for the reader
+        }
     }
 
-    /// <summary>The report in a line of mpiexec's output (possibly behind a "[rank] " prefix), or null.</summary>
-    public static (int Rank, string Type, string Message)? TryParse(string line)
-    {
-        int at = line.IndexOf(Marker, StringComparison.Ordinal);
-        if (at < 0) return null;
-        try
-        {
-            var o = JsonNode.Parse(line[(at + Marker.Length)..])!.AsObject();
-            return ((int)o["rank"]!, (string)o["type"]!, (string)o["message"]!);
-        }
-        catch (JsonException) { return null; }
-    }
+    /// <summary>The earliest report in <paramref name="dir"/>: the first failure, not its consequences.</summary>
+    public static (int Rank, string Type, string Message)? ReadFirst(string dir) =>
+        System.IO.Directory.EnumerateFiles(dir, "failure-rank-*.json")
+            .Select(f => JsonNode.Parse(File.ReadAllText(f))!.AsObject())
+            .OrderBy(o => (long)o["ticks"]!)
+            .Select(o => ((int)o["rank"]!, (string)o["type"]!, (string)o["message"]!))
+            .Cast<(int, string, string)?>()
+            .FirstOrDefault();
 }
