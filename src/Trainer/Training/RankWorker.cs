@@ -12,7 +12,8 @@ namespace LongSeqService.Trainer.Training;
 /// </summary>
 public static class RankWorker
 {
-    /// <summary>A failure drill for tests: "RANK:STEP" makes that rank die (Environment.FailFast) before that step.</summary>
+    /// <summary>A failure drill for tests: "RANK:STEP" makes that rank die (Environment.FailFast) before that
+    /// step; "RANK:STEP:throw" makes it throw instead (the reported-error path).</summary>
     public const string FailFastVariable = "LONGSEQ_FAILFAST_RANK_AT_STEP";
 
     public static int Run(string requestPath)
@@ -46,9 +47,12 @@ public static class RankWorker
         if (string.IsNullOrEmpty(drill)) return null;
         var parts = drill.Split(':');
         int rank = int.Parse(parts[0]), step = int.Parse(parts[1]);
+        bool throws = parts.Length > 2 && parts[2] == "throw";
         return (r, s) =>
         {
-            if (r == rank && s == step) Environment.FailFast($"{FailFastVariable}: rank {r} dies before step {s}");
+            if (r != rank || s != step) return;
+            if (throws) throw new InvalidOperationException($"{FailFastVariable}: rank {r} fails at step {s}");
+            Environment.FailFast($"{FailFastVariable}: rank {r} dies before step {s}");
         };
     }
 }

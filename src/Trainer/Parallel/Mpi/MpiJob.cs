@@ -80,13 +80,19 @@ public sealed partial class MpiJob : IDisposable
         var all = string.Join("\n", output);
         var pid = BadTerminationPid().Match(all);
         var code = ExitCodeLine().Match(all);
-        if (pid.Success && RankOfPid(int.Parse(pid.Groups[1].Value)) is { } rank)
+        // A rank that crashed in the runtime says so on its stderr (FailFast: "Process terminated.", an
+        // unhandled exception): the first such rank is the cause. Else Hydra's first "BAD TERMINATION"
+        // block, which names the first process it saw die (a SIGKILL leaves no words).
+        var crash = output.Select(l => RuntimeCrash().Match(l)).FirstOrDefault(m => m.Success);
+        int? rank = crash is not null ? int.Parse(crash.Groups[1].Value) : pid.Success ? RankOfPid(int.Parse(pid.Groups[1].Value)) : null;
+        if (rank is { } failed)
         {
-            var own = output.Where(l => l.StartsWith($"[{rank}] ", StringComparison.Ordinal)).TakeLast(3)
-                .Select(l => l[$"[{rank}] ".Length..].Trim()).Where(l => l.Length > 0).ToList();
-            var how = code.Success ? $"exit code {code.Groups[1].Value}" : "an unknown status";
-            return new RankFailedException(rank, new RankProcessException("ProcessExited",
-                $"the rank's process ended with {how}" + (own.Count > 0 ? ": " + string.Join(" | ", own) : "")));
+            var prefix = $"[{failed}] ";
+            var own = output.Where(l => l.StartsWith(prefix, StringComparison.Ordinal))
+                .Select(l => TrailingPrefix().Replace(l[prefix.Length..], "").Trim()).Where(l => l.Length > 0 && !l.StartsWith("at ", StringComparison.Ordinal)).TakeLast(2).ToList();
+            var how = crash is null && code.Success ? $"exit status {code.Groups[1].Value}{SignalName(int.Parse(code.Groups[1].Value))}" : "a crash";
+            return new RankFailedException(failed, new RankProcessException("ProcessExited",
+                $"its process ended with {how}" + (own.Count > 0 ? ": " + string.Join(" | ", own) : "")));
         }
         return new InvalidOperationException($"mpiexec exited with code {_process.ExitCode}: " +
             string.Join(" | ", output.Where(l => l.Trim('=', ' ').Length > 0).TakeLast(5)));
@@ -128,12 +134,39 @@ public sealed partial class MpiJob : IDisposable
         return null;
     }
 
+    private static string SignalName(int status) => status switch
+    {
+        6 => " (SIGABRT)", 9 => " (SIGKILL: killed, perhaps for memory)", 11 => " (SIGSEGV)", 15 => " (SIGTERM)", _ => "",
+    };
+
+    /// <summary>
+    /// SIGKILL to mpiexec and every descendant, found before any is killed (Hydra starts each rank in a
+    /// session of its own, and a killed parent's children are re-parented at once, so killing "the
+    /// group" or walking the tree while killing misses some).
+    /// </summary>
     private void Kill()
     {
-        try { if (!_process.HasExited) _process.Kill(entireProcessTree: true); }
-        catch (InvalidOperationException) { }                 // not started or already reaped
-        catch (System.ComponentModel.Win32Exception) { }      // exited meanwhile
+        int root;
+        try { if (_process.HasExited) return; root = _process.Id; }
+        catch (InvalidOperationException) { return; }          // not started or already reaped
+        var children = new Dictionary<int, List<int>>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); } catch (IOException) { continue; } catch (UnauthorizedAccessException) { continue; }
+            // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            if (int.TryParse(fields[1], out var ppid)) (children.TryGetValue(ppid, out var l) ? l : children[ppid] = []).Add(pid);
+        }
+        var tree = new List<int> { root };
+        for (int i = 0; i < tree.Count; i++) if (children.TryGetValue(tree[i], out var c)) tree.AddRange(c);
+        foreach (var pid in tree) SendSignal(pid, 9);
+        try { _process.WaitForExit(1000); } catch (InvalidOperationException) { }   // reap mpiexec
     }
+
+    [LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int SendSignal(int pid, int signal);
 
     private void KillOnExit(object? sender, EventArgs e) => Kill();
 
@@ -159,6 +192,13 @@ public sealed partial class MpiJob : IDisposable
 
     [GeneratedRegex(@"PID (\d+) RUNNING AT")]
     private static partial Regex BadTerminationPid();
+
+    [GeneratedRegex(@"^\[(\d+)\] (Process terminated\.|Unhandled exception\.|Fatal error\.)")]
+    private static partial Regex RuntimeCrash();
+
+    /// <summary>Hydra prefixes each chunk it forwards, so a "[r] " can land at the end of a line.</summary>
+    [GeneratedRegex(@"\[\d+\]\s*$")]
+    private static partial Regex TrailingPrefix();
 
     [GeneratedRegex(@"EXIT CODE: (\d+)")]
     private static partial Regex ExitCodeLine();
