@@ -23,6 +23,7 @@ public static class RankWorker
         MpiJob.AnnounceRank(request.ResultDir);
         MpiJob.WatchLauncher(request.LauncherPid);
         RankFailureReport.Directory = request.ResultDir;
+        FlashCpuAttentionKernel.EnsureCompiled();                 // at start-up, as designed: not inside the first step's memory
         var world = MpiRuntime.InitWorld();
         try
         {

@@ -19,7 +19,7 @@ namespace LongSeqService.Trainer.Parallel.Mpi;
 public sealed unsafe class MpiCollectives : ICollectives
 {
     private const int HeaderLength = 10;                       // dtype, ndim, up to 8 sizes
-    private const long AllReduceChunkBytes = 32L << 20;       // gather buffer per all-reduce round
+    private const long AllReduceChunkBytes = 4L << 20;        // gather buffer per all-reduce round (W pieces): per-rank memory stays flat
     private readonly int _comm;
     private readonly int _worldRank;
     private readonly List<PendingSend> _sends = [];
