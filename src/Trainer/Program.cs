@@ -9,6 +9,9 @@ const string usage = """
       trainer train CONFIG.yaml [--key value ...]     train (LLaMA-Factory keys; --key overrides the file)
       trainer parity --model M --sp N --mode MODE ... compare SP=N with SP=1 (exit 0 when within tolerance)
       trainer bench --model M --seq-len T --sp N ...  tokens/s, attention balance and memory per configuration
+      trainer bench --find-max-len --rank-memory-limit BYTES --sp 1,2,4 ...
+                                                      longest trainable sequence per SP size under a per-rank limit
+      (train, parity and bench take --launch processes: one process per rank under mpiexec, MPICH)
       trainer host --api URL --token KEY ...          run a trainer host for the service
     """;
 

@@ -38,7 +38,7 @@ public static class MaxLengthSearch
             };
             CheckRuns.Validate(spec, shape);
             int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / n));
-            var row = Search(spec, shape, dtype, limit, minLen, maxLen, threads, json ? null : Console.Error);
+            var row = Search(spec, shape, dtype, limit, minLen, maxLen, threads, Console.Error);          // probes on stderr: stdout stays the table or JSON
             rows.Add(row);
             if (!json)
                 Console.WriteLine($"sp={n}  max_len {row["max_len"],7}  (limit {limit / 1048576} MiB per rank; {row["probes"]!.AsArray().Count} probes" +
