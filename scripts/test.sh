@@ -56,5 +56,14 @@ print(p, f, s)
 PY
 )
 [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1   # a crashed test host counts as a failure
+
+# docker-compose.yml must stay valid: checked offline when the tool is present (no Docker engine needed).
+if command -v docker-compose >/dev/null 2>&1; then
+  if LONGSEQ_BOOTSTRAP_API_KEY=check LONGSEQ_HOST_KEY=check docker-compose -f docker-compose.yml config -q; then
+    echo "  Passed docker-compose.yml config"; passed=$((passed + 1))
+  else
+    echo "  Failed docker-compose.yml config"; failed=$((failed + 1))
+  fi
+fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -18,7 +18,7 @@ public class JobSpecValidatorTests
         var e = Assert.Single(errors);
         Assert.Equal("sequence_parallel_mode", e.Field);
         Assert.Contains("'hybrid'", e.Message);
-        Assert.Contains("2 or 7", e.Message);
+        Assert.Contains("sequence_parallel_size 2, 7 or 14", e.Message);
     }
 
     [Fact]

@@ -25,12 +25,12 @@ public static class SequenceParallelRules
                 int auto = AutoUlyssesDegree(n, heads);
                 var alternatives = auto > 1 ? $"use 'hybrid' (ulysses_degree {auto} × ring {n / auto}) or 'zigzag-ring'" : "use 'hybrid' (a pure ring here) or 'zigzag-ring'";
                 return $"sequence_parallel_mode 'ulysses' needs num_attention_heads ({heads}) divisible by sequence_parallel_size ({n}); " +
-                       alternatives + (sizes.Count > 0 ? $", or sequence_parallel_size {string.Join(" or ", sizes)}" : "");
+                       alternatives + (sizes.Count > 0 ? $", or sequence_parallel_size {Or(sizes)}" : "");
             case "hybrid":
                 if (ulyssesDegree is not { } u) return null; // chosen automatically
-                if (u < 1 || n % u != 0) return $"ulysses_degree ({u}) must divide sequence_parallel_size ({n}); try {string.Join(" or ", Divisors(n))}";
-                if (heads % u != 0)
-                    return $"ulysses_degree ({u}) must divide num_attention_heads ({heads}); try {string.Join(" or ", Divisors(n).Where(d => heads % d == 0))} (or leave it unset to choose automatically)";
+                if (u < 1 || n % u != 0 || heads % u != 0)
+                    return $"ulysses_degree ({u}) must divide both sequence_parallel_size ({n}) and num_attention_heads ({heads}); " +
+                           $"use {Or(Divisors(n).Where(d => heads % d == 0))} (or leave it unset to choose automatically)";
                 return null;
             default:
                 return $"unknown mode '{mode}'; use one of {string.Join(", ", JobSpecKeys.SequenceParallelModes)}";
@@ -39,6 +39,13 @@ public static class SequenceParallelRules
 
     /// <summary>hybrid's automatic choice: the largest divisor of N that also divides the head count.</summary>
     public static int AutoUlyssesDegree(int n, int heads) => Divisors(n).Where(d => heads % d == 0).Max();
+
+    /// <summary>"2, 7 or 14".</summary>
+    public static string Or(IEnumerable<int> values)
+    {
+        var list = values.Select(v => v.ToString()).ToList();
+        return list.Count <= 1 ? string.Join("", list) : $"{string.Join(", ", list.Take(list.Count - 1))} or {list[^1]}";
+    }
 
     public static IEnumerable<int> Divisors(int x) => Enumerable.Range(1, Math.Max(1, x)).Where(d => x % d == 0);
 }

@@ -35,6 +35,10 @@ public static class CheckRuns
     public static PreparedRun Prepare(JobSpec spec, ModelShape shape, ScalarType dtype, int count, int seqLen, bool exactLength) =>
         new SyntheticRecipe(count, seqLen, Vocab(shape), exactLength).Prepare(spec, dtype);
 
+    /// <summary>A run on data made by hand (no recipe: its ranks can only be threads).</summary>
+    public static PreparedRun Prepare(JobSpec spec, ModelShape shape, ScalarType dtype, TrainingData train) =>
+        new(spec, shape, new ModelFactory(spec, dtype, tokenizerDir: null), OutputDir: null, train, TrainingData.Empty, PadId: 0, Notes: []);
+
     public static string ParseLaunch(string? launch) => launch switch
     {
         null or "threads" => "threads",

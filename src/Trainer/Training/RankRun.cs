@@ -60,13 +60,12 @@ public sealed class RankRun
         {
             int first = 0;
             long tokensBefore = 0;
-            if (_resumeFrom != null)
-            {
-                _prep.Models.LoadWeights(model, _resumeFrom);
-            }
+            // The trainer is built on the initial weights: with precompute_ref_logps it computes the
+            // reference log-probs from them (the reference is the model before training, also on resume).
             using var trainer = new RankTrainer(ctx, _spec, model, reference, _schedule, _lr, _prep.Train, _prep.Val, _prep.PadId);
             if (_resumeFrom != null)
             {
+                _prep.Models.LoadWeights(model, _resumeFrom);                 // in place: the optimizer keeps its tensors
                 var st = Checkpoints.Load(_resumeFrom, trainer.Optimizer);
                 (first, tokensBefore) = (st.GlobalStep, st.TrainedTokens);
                 if (ctx.IsMain) TrainerLog.TruncateAfter(output!, first);
@@ -94,7 +93,7 @@ public sealed class RankRun
                     var p = log.Advance(done, m);
                     _observer?.OnStep(p, m);
                     window.Add(m);
-                    if (done % _spec.LoggingSteps == 0 || last || done == first + 1)
+                    if (done % _spec.LoggingSteps == 0 || last || done == 1)          // a resumed run logs on the straight run's steps
                     {
                         var rec = log.Record(p, window.Take(), _schedule.EpochAt(done), lastEval, peaks, baselines);
                         if (output != null) { log.Append(rec); records.Add(rec); }

@@ -45,6 +45,7 @@ public sealed class RankTrainer : IDisposable
     private readonly TrainingData _val;
     private readonly int[] _labelTokens;             // per SFT example: labels that carry a loss once shifted
     private readonly double[,]? _refLogps;           // precomputed (chosen, rejected) per pair
+    private readonly double[,]? _valRefLogps;        // the same for the held-out pairs
     private readonly Collator _collator;
     private readonly Parameter[] _trainable;
 
@@ -65,7 +66,12 @@ public sealed class RankTrainer : IDisposable
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
         _trainable = named.Select(p => p.parameter).ToArray();
         Optimizer = new AdamW(named.Select(p => (p.name, (Tensor)p.parameter)), spec.AdamBeta1, spec.AdamBeta2, spec.AdamEpsilon, spec.WeightDecay);
-        if (spec.Stage == "dpo" && spec.PrecomputeRefLogps) _refLogps = PrecomputeReferenceLogps(_pairs!);
+        if (spec.Stage == "dpo" && spec.PrecomputeRefLogps)
+        {
+            // Without a reference model in memory, the initial weights are the reference only now, before training.
+            _refLogps = PrecomputeReferenceLogps(_pairs!);
+            if (val.Pairs is { Count: > 0 } valPairs) _valRefLogps = PrecomputeReferenceLogps(valPairs);
+        }
     }
 
     /// <summary>Tokens that carry a loss once labels are shifted: the first token is never predicted.</summary>
@@ -75,6 +81,10 @@ public sealed class RankTrainer : IDisposable
     public StepMetrics TrainStep(int step)
     {
         _model.train();
+        // LoRA dropout draws from a stream that is a function of (seed, step, rank) only, like the data
+        // order: a resumed run replays the straight run's masks, and ranks holding different tokens draw
+        // different masks. (The stream lives in the model, not in the checkpointed global RNG state.)
+        _model.DropoutRandom.Reseed(unchecked(((long)_spec.Seed * 1_000_003 + step) * 1024 + _ctx.World.Rank));
         using var scope = NewDisposeScope();
         // The loss is normalised by what the whole optimizer step holds — every micro-batch of every
         // data-parallel replica — which is known before any forward pass.
@@ -134,11 +144,7 @@ public sealed class RankTrainer : IDisposable
 
         var policy = SequenceLogps(_model, ids, labels, pos);                                   // (2B), full-sequence sums
         Tensor reference;
-        if (_refLogps is not null)
-        {
-            var values = examples.Select(i => _refLogps[i, 0]).Concat(examples.Select(i => _refLogps[i, 1])).ToArray();
-            reference = tensor(values, ScalarType.Float64).to(policy.dtype);
-        }
+        if (_refLogps is not null) reference = Precomputed(_refLogps, examples, policy.dtype);
         else reference = ReferenceLogps(ids, labels, pos);
 
         var dpo = DpoLoss.Compute(policy[..b], policy[b..], reference[..b], reference[b..], _spec.PrefBeta);
@@ -173,6 +179,10 @@ public sealed class RankTrainer : IDisposable
         using var off = LoraAdapters.Disabled(_model);                                            // LoRA: the base model is the reference
         return SequenceLogps(_model, ids, labels, pos).detach();
     }
+
+    /// <summary>Precomputed reference log-probs of some pairs as one (2B) tensor: chosen rows, then rejected rows.</summary>
+    private static Tensor Precomputed(double[,] logps, int[] pairs, ScalarType dtype) =>
+        tensor(pairs.Select(i => logps[i, 0]).Concat(pairs.Select(i => logps[i, 1])).ToArray(), ScalarType.Float64).to(dtype);
 
     private double[,] PrecomputeReferenceLogps(IReadOnlyList<EncodedPair> pairs)
     {
@@ -239,7 +249,7 @@ public sealed class RankTrainer : IDisposable
                 using var batch = _collator.CollatePairs(idx.Select(i => _val.Pairs![i]).ToList());
                 var (ids, labels, pos) = (_ctx.Shard(batch.InputIds), _ctx.Shard(batch.Labels), _ctx.Shard(batch.PositionIds));
                 var policy = SequenceLogps(_model, ids, labels, pos);
-                var reference = ReferenceLogps(ids, labels, pos);
+                var reference = _valRefLogps is not null ? Precomputed(_valRefLogps, idx, policy.dtype) : ReferenceLogps(ids, labels, pos);
                 int b = idx.Length;
                 var dpo = DpoLoss.Compute(policy[..b], policy[b..], reference[..b], reference[b..], _spec.PrefBeta);
                 if (_ctx.SpRank == 0) { lossSum += ToDouble(dpo.Losses.sum()); count += b; }

@@ -37,6 +37,14 @@ public static class RunPreparation
         Fail(!File.Exists(datasetPath), "dataset", $"file '{datasetPath}' not found");
         Fail(NonEmpty(outputDir) && !spec.OverwriteOutputDir && spec.ResumeFromCheckpoint is null, "output_dir",
             $"'{outputDir}' is not empty; set overwrite_output_dir: true, resume_from_checkpoint: true, or choose another directory");
+        if (spec.ResumeFromCheckpoint is { } resume && resume != "latest")
+        {
+            // Checked here, not when the run starts: a wrong path must be refused before output_dir is created.
+            var checkpoint = Path.GetFullPath(resume);
+            Fail(!File.Exists(Path.Combine(checkpoint, "trainer_state.json")), "resume_from_checkpoint",
+                $"'{checkpoint}' is not a checkpoint directory (it has no trainer_state.json); give a {Checkpoints.Prefix}<step> folder, or true for the newest in output_dir");
+            spec = spec with { ResumeFromCheckpoint = checkpoint };
+        }
 
         var tokenizerDir = ModelShape.Builtins.ContainsKey(spec.ModelNameOrPath!) ? BuiltinTokenizer.EnsureCached() : spec.ModelNameOrPath!;
         Fail(!File.Exists(Path.Combine(tokenizerDir, "tokenizer.json")), "model_name_or_path", $"'{tokenizerDir}' has no tokenizer.json");

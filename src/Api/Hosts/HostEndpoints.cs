@@ -1,0 +1,96 @@
+using System.Security.Claims;
+using LongSeqService.Api.Auth;
+using LongSeqService.Api.Infrastructure;
+using LongSeqService.Scheduler;
+using LongSeqService.Scheduler.Data;
+using LongSeqService.Scheduler.Liveness;
+using LongSeqService.Scheduler.Placement;
+using LongSeqService.Shared.Hosts;
+using LongSeqService.Shared.Jobs;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace LongSeqService.Api.Hosts;
+
+/// <summary>/v1/hosts: trainer hosts register and heartbeat (host keys); anyone signed in can see the
+/// hosts and their slots, with job ids shown only for the caller's own jobs.</summary>
+public static class HostEndpoints
+{
+    public static void MapHostApi(this IEndpointRouteBuilder app)
+    {
+        var hosts = app.MapGroup("/v1/hosts").WithTags("Hosts").ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
+        hosts.MapGet("/", List).RequireAuthorization(Policies.Tenant).WithSummary("Trainer hosts, their slots and what holds each");
+        hosts.MapGet("/{id:int}", Get).RequireAuthorization(Policies.Tenant).WithSummary("One trainer host");
+        hosts.MapPost("/register", Register).RequireAuthorization(Policies.Host).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status409Conflict).WithSummary("A trainer host registers its slots (host key)");
+        hosts.MapPost("/{id:int}/heartbeat", Heartbeat).RequireAuthorization(Policies.Host).WithSummary("A trainer host is alive; the answer lists runs to stop");
+    }
+
+    private static async Task<Ok<List<HostDto>>> List(ClaimsPrincipal user, ServiceDb db) =>
+        TypedResults.Ok(await Dtos(db, user, db.Hosts.AsNoTracking().OrderBy(h => h.Id)));
+
+    private static async Task<Results<Ok<HostDto>, NotFound>> Get(int id, ClaimsPrincipal user, ServiceDb db) =>
+        (await Dtos(db, user, db.Hosts.AsNoTracking().Where(h => h.Id == id))).FirstOrDefault() is { } h ? TypedResults.Ok(h) : TypedResults.NotFound();
+
+    private static async Task<List<HostDto>> Dtos(ServiceDb db, ClaimsPrincipal user, IQueryable<TrainerHost> query)
+    {
+        var hosts = await query.Include(h => h.Slots).ToListAsync();
+        var held = hosts.SelectMany(h => h.Slots).Where(s => s.JobId != null).Select(s => s.JobId!.Value).Distinct().ToList();
+        var tenant = user.TenantId();
+        var visible = user.IsAdmin() ? held.ToHashSet()
+            : (await db.Jobs.AsNoTracking().Where(j => held.Contains(j.Id) && j.TenantId == tenant).Select(j => j.Id).ToListAsync()).ToHashSet();
+        return hosts.Select(h => h.ToDto(id => id is { } j && visible.Contains(j) ? j : null)).ToList();
+    }
+
+    private static async Task<Results<Ok<RegisterHostResponse>, ProblemHttpResult>> Register(RegisterHostRequest request, ServiceDb db,
+        LivenessCheck liveness, PlacementTrigger placement, IOptions<SchedulerOptions> scheduler, IOptions<LongSeqOptions> options, IConfiguration config)
+    {
+        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200) return Problems.Invalid("name", "required: 1 to 200 characters");
+        if (request.Slots is not { Count: >= 1 and <= 1024 }) return Problems.Invalid("slots", "a host needs 1 to 1024 slots");
+        if (request.Slots.Any(s => string.IsNullOrWhiteSpace(s.Device))) return Problems.Invalid("slots", "every slot needs a device (cpu, cuda:0, …)");
+
+        var now = DateTime.UtcNow;
+        var host = await db.Hosts.FirstOrDefaultAsync(h => h.Name == request.Name);
+        if (host == null)
+        {
+            host = new TrainerHost { Name = request.Name, State = HostStates.Online, RegisteredAt = now, LastHeartbeatAt = now };
+            db.Hosts.Add(host);
+            try { await db.SaveChangesAsync(); }
+            catch (DbUpdateException) { return Problems.Conflict($"host '{request.Name}' is registering concurrently; retry"); }
+        }
+        else
+        {
+            // The same host starting again: what it ran died with the old process. Requeue those runs
+            // (they resume from their checkpoints) before its slots are replaced.
+            await liveness.RequeueRunsOfLostHostsAsync(restartedHost: host.Id);
+            host.State = HostStates.Online;
+            host.RegisteredAt = now;
+            host.LastHeartbeatAt = now;
+            await db.HostSlots.Where(s => s.HostId == host.Id).ExecuteDeleteAsync();
+            await db.SaveChangesAsync();
+        }
+        db.HostSlots.AddRange(request.Slots.Select((s, i) => new HostSlot { HostId = host.Id, Index = i, Device = s.Device, MemoryBytes = s.MemoryBytes }));
+        await db.SaveChangesAsync();
+        placement.Request();
+        var conn = options.Value.ShareDatabaseWithHosts ? ApiSetup.ConnectionString(config) : null;
+        return TypedResults.Ok(new RegisterHostResponse(host.Id, HostQueues.For(host.Id), scheduler.Value.HeartbeatSeconds, conn));
+    }
+
+    private static async Task<Results<Ok<HeartbeatResponse>, NotFound>> Heartbeat(int id, HeartbeatRequest request, ServiceDb db, PlacementTrigger placement)
+    {
+        var now = DateTime.UtcNow;
+        int n = await db.Hosts.Where(h => h.Id == id).ExecuteUpdateAsync(s => s.SetProperty(h => h.LastHeartbeatAt, now));
+        if (n == 0) return TypedResults.NotFound(); // unknown host: it should register again
+        if (await db.Hosts.Where(h => h.Id == id && h.State == HostStates.Lost).ExecuteUpdateAsync(s => s.SetProperty(h => h.State, HostStates.Online)) > 0)
+            placement.Request(); // back from the dead with empty slots
+
+        // Stop what the host runs but should not: cancelled by a user, or requeued while it was unreachable.
+        var running = request.Running ?? [];
+        var ids = running.Select(r => r.JobId).ToList();
+        var current = await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.Id)).Select(j => new { j.Id, j.State, j.HostId, j.Attempt }).ToListAsync();
+        var stop = running.Where(r => current.FirstOrDefault(j => j.Id == r.JobId) is not { } j
+                || j.HostId != id || j.Attempt != r.Attempt || j.State is not (JobStates.Running or JobStates.Scheduled))
+            .Select(r => r.JobId).ToList();
+        return TypedResults.Ok(new HeartbeatResponse(stop));
+    }
+}

@@ -1,0 +1,80 @@
+using LongSeqService.Api.Auth;
+using LongSeqService.Api.Infrastructure;
+using LongSeqService.Api.Jobs;
+using LongSeqService.Api.Datasets;
+using LongSeqService.Api.Progress;
+using LongSeqService.Scheduler.Data;
+using LongSeqService.Scheduler.Jobs;
+using LongSeqService.Scheduler.Placement;
+using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Progress;
+using LongSeqService.Shared.Runs;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace LongSeqService.Api.Hosts;
+
+/// <summary>
+/// What a trainer host calls while executing a run (host keys only): start (scheduled → running, only
+/// for the host and attempt the job is bound to, so a duplicate or stale Hangfire execution is refused),
+/// metrics (every trainer_log.jsonl record), finish (running → succeeded | failed, cancelling → cancelled).
+/// </summary>
+public static class RunEndpoints
+{
+    public static void MapRunApi(this IEndpointRouteBuilder app)
+    {
+        var runs = app.MapGroup("/v1/hosts/{hostId:int}/runs/{jobId:guid}").WithTags("Hosts").RequireAuthorization(Policies.Host).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict);
+        runs.MapPost("/start", Start).WithSummary("Start a run placed on this host (409 when it is not, or no longer, this host's)");
+        runs.MapPost("/metrics", Metrics).WithSummary("Forward trainer_log.jsonl records of a running job");
+        runs.MapPost("/finish", Finish).WithSummary("Report how a run ended");
+    }
+
+    private static async Task<Results<Ok<StartRunResponse>, ProblemHttpResult>> Start(int hostId, Guid jobId, StartRunRequest request,
+        ServiceDb db, JobStateMachine jobs, DatasetStore store, IOptions<LongSeqOptions> o, PlacementTrigger placement)
+    {
+        var now = DateTime.UtcNow;
+        bool started = await jobs.TryMoveAsync(jobId, JobStates.Scheduled, JobStates.Running, $"attempt {request.Attempt} started on host {hostId}",
+            s => s.SetProperty(j => j.StartedAt, j => j.StartedAt ?? now), q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt));
+        if (!started)
+        {
+            // Cancelled between placement and start: finish the cancellation here.
+            if (await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "cancelled before the run started",
+                    guard: q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt)))
+                placement.Request();
+            var state = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => new { j.State, j.HostId, j.Attempt }).FirstOrDefaultAsync();
+            return Problems.Conflict(state == null ? $"no job {jobId}"
+                : $"job {jobId} is {state.State} (host {state.HostId?.ToString() ?? "none"}, attempt {state.Attempt}); not startable as attempt {request.Attempt} on host {hostId}");
+        }
+        var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == jobId);
+        var dataset = await db.Datasets.AsNoTracking().FirstAsync(d => d.Id == job.DatasetId);
+        return TypedResults.Ok(new StartRunResponse(jobId, job.Attempt, job.ParsedSpec(), store.FullPath(dataset.StoragePath),
+            JobPaths.RunDir(o.Value, jobId), JobPaths.OutputDir(o.Value, jobId)));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> Metrics(int hostId, Guid jobId, TrainerLogRecord[] records, MetricIngest ingest)
+    {
+        var accepted = await ingest.IngestAsync(hostId, jobId, records);
+        return accepted ? TypedResults.NoContent() : Problems.Conflict($"job {jobId} is not running on host {hostId}");
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> Finish(int hostId, Guid jobId, FinishRunRequest request, JobStateMachine jobs, PlacementTrigger placement)
+    {
+        if (request.Outcome is not (RunOutcomes.Succeeded or RunOutcomes.Failed or RunOutcomes.Cancelled))
+            return Problems.Invalid("outcome", "one of succeeded, failed, cancelled");
+        Func<IQueryable<Job>, IQueryable<Job>> mine = q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt);
+        var error = request.Error is { Length: > 2000 } e ? e[..2000] : request.Error;
+        bool done = request.Outcome switch
+        {
+            RunOutcomes.Succeeded => await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Succeeded, "training finished", guard: mine)
+                                  || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Succeeded, "training finished before the cancellation reached it", guard: mine),
+            RunOutcomes.Failed => await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Failed, $"trainer exited with code {request.ExitCode}: {error}",
+                                      s => s.SetProperty(j => j.Error, error), mine)
+                               || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "stopped", guard: mine),
+            _ => await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "trainer stopped", guard: mine),
+        };
+        if (!done) return Problems.Conflict($"job {jobId} attempt {request.Attempt} is not running on host {hostId}");
+        placement.Request();
+        return TypedResults.NoContent();
+    }
+}

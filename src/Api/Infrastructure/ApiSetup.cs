@@ -1,0 +1,96 @@
+using Hangfire;
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
+using LongSeqService.Api.Auth;
+using LongSeqService.Api.Datasets;
+using LongSeqService.Api.Health;
+using LongSeqService.Api.Hosts;
+using LongSeqService.Api.Jobs;
+using LongSeqService.Api.Keys;
+using LongSeqService.Api.Models;
+using LongSeqService.Api.Progress;
+using LongSeqService.Scheduler;
+using LongSeqService.Scheduler.Data;
+using LongSeqService.Scheduler.Jobs;
+using LongSeqService.Shared.Progress;
+using LongSeqService.Shared.Wire;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace LongSeqService.Api.Infrastructure;
+
+/// <summary>All of the Api's registration and its pipeline, so Program.cs reads as intent.</summary>
+public static class ApiSetup
+{
+    public static string ConnectionString(IConfiguration config) =>
+        config.GetConnectionString("Db") ?? Environment.GetEnvironmentVariable("LONGSEQ_DB")
+        ?? throw new InvalidOperationException("no database: set ConnectionStrings:Db or LONGSEQ_DB (scripts/run.sh does)");
+
+    public static void AddLongSeqApi(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var config = builder.Configuration;
+        var conn = ConnectionString(config);
+
+        services.Configure<LongSeqOptions>(config.GetSection("LongSeq"));
+        services.PostConfigure<LongSeqOptions>(LongSeqOptions.FromEnvironment);
+        services.AddDbContext<ServiceDb>(o => ConfigureDb(o, conn));
+
+        // Hangfire: the storage is this service's own (not JobStorage.Current), so several apps can
+        // live in one process (tests); the server serves only the scheduler queue — hosts serve theirs.
+        // Created on first use, which is after the migrations have created the database.
+        var hangfireOptions = new PostgreSqlStorageOptions { PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1) };
+        services.AddSingleton<JobStorage>(_ => new PostgreSqlStorage(new NpgsqlConnectionFactory(conn, hangfireOptions), hangfireOptions));
+        services.AddHangfire((_, c) => c.UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings());
+        var scheduler = config.GetSection("Scheduler").Get<SchedulerOptions>() ?? new SchedulerOptions();
+        if (scheduler.RunServer)
+            services.AddHangfireServer((sp, o) =>
+            {
+                o.Queues = [SchedulerOptions.Queue];
+                o.WorkerCount = 2;
+                o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
+                o.ServerName = $"{Environment.MachineName}:api:{Environment.ProcessId}";
+            });
+        services.AddLongSeqScheduler(config);
+        services.AddSingleton<IJobNotifier, HubJobNotifier>();
+
+        services.ConfigureHttpJsonOptions(o => WireJson.Configure(o.SerializerOptions));
+        services.AddProblemDetails();
+        services.AddApiKeyAuth();
+        services.AddSignalR().AddJsonProtocol(o => WireJson.Configure(o.PayloadSerializerOptions));
+        services.AddOpenApi(o => o.AddDocumentTransformer<OpenApiDocumentSetup>());
+        services.AddSingleton<DatasetStore>();
+        services.AddScoped<MetricIngest>();
+    }
+
+    public static void ConfigureDb(DbContextOptionsBuilder o, string conn) =>
+        o.UseNpgsql(conn, n => n.MigrationsAssembly(typeof(ApiSetup).Assembly.GetName().Name)).UseSnakeCaseNamingConvention();
+
+    public static void MapLongSeqApi(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        // The dashboard (wwwroot): public files, served before authentication; the page itself calls
+        // the API with the key. no-cache: a browser revalidates, so an upgraded service is seen at once.
+        app.UseDefaultFiles();
+        app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = c => c.Context.Response.Headers.CacheControl = "no-cache" });
+        app.UseAuthentication();
+        app.UseAuthorization();
+        if (app.Services.GetRequiredService<IOptions<SchedulerOptions>>().Value is { RecurringJobs: true } s)
+            SchedulerSetup.AddRecurringSchedulerJobs(app.Services.GetRequiredService<IRecurringJobManager>(), s);
+
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.UseSwaggerUI(o => { o.SwaggerEndpoint("/openapi/v1.json", "LongSeqService v1"); o.RoutePrefix = "swagger"; });
+        app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [new AdminOnlyDashboard()], DisplayStorageConnectionString = false },
+            app.Services.GetRequiredService<JobStorage>());
+
+        app.MapHealth();
+        app.MapKeyApi();
+        app.MapDatasetApi();
+        app.MapJobApi();
+        app.MapModelApi();
+        app.MapHostApi();
+        app.MapRunApi();
+        app.MapHub<ProgressHub>(ProgressHubNames.Path);
+    }
+}

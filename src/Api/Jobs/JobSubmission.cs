@@ -1,0 +1,114 @@
+using System.Security.Claims;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LongSeqService.Api.Auth;
+using LongSeqService.Api.Infrastructure;
+using LongSeqService.Scheduler.Data;
+using LongSeqService.Scheduler.Placement;
+using LongSeqService.Shared.Jobs;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace LongSeqService.Api.Jobs;
+
+/// <summary>
+/// POST /v1/jobs: the job spec (LLaMA-Factory keys) plus optional <c>idempotency_key</c> and
+/// <c>priority</c>. Everything is checked before the job exists — keys, values, the model's shape
+/// against the sequence-parallel layout, the dataset (this tenant's, the right kind for the stage), and
+/// that some registered host could ever hold the gang — and every problem comes back as 422 keyed by field.
+/// </summary>
+public static class JobSubmission
+{
+    private static readonly string[] Extra = ["idempotency_key", "priority"];
+    /// <summary>Keys the service sets itself.</summary>
+    private static readonly string[] ServiceOwned = ["output_dir", "resume_from_checkpoint", "overwrite_output_dir"];
+
+    public static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>> Submit(
+        JsonObject body, ClaimsPrincipal user, ServiceDb db, PlacementTrigger placement, CancellationToken ct)
+    {
+        var tenant = user.TenantId();
+        var errors = new List<SpecError>();
+        string? idempotencyKey = null;
+        int priority = 0;
+        if (body["idempotency_key"] is { } k)
+        {
+            if (k.GetValueKind() != JsonValueKind.String || k.GetValue<string>() is not { Length: > 0 and <= 200 } key) errors.Add(new("idempotency_key", "must be a string of 1 to 200 characters"));
+            else idempotencyKey = key;
+        }
+        if (body["priority"] is { } p)
+        {
+            if (p.GetValueKind() != JsonValueKind.Number || !p.AsValue().TryGetValue<int>(out priority) || priority is < -100 or > 100)
+                errors.Add(new("priority", "must be a whole number from -100 to 100 (higher is placed first)"));
+        }
+        foreach (var key in ServiceOwned)
+            if (body.ContainsKey(key)) errors.Add(new(key, "set by the service; remove it (outputs are under the job, resumption is automatic)"));
+
+        JobSpec spec;
+        try { spec = JobSpecParser.FromJson(body, extraAllowed: Extra.Concat(ServiceOwned)); }
+        catch (JobSpecException e) { return Problems.Invalid(errors.Concat(e.Errors), "The job spec is not valid"); }
+
+        if (idempotencyKey != null && await Replay(db, tenant, idempotencyKey, spec, priority, ct) is { } replay) return replay;
+
+        ModelShape? shape = null;
+        if (!string.IsNullOrWhiteSpace(spec.ModelNameOrPath))
+        {
+            shape = ModelShape.TryResolve(spec.ModelNameOrPath, out var modelError);
+            if (modelError != null) errors.Add(new("model_name_or_path", modelError));
+        }
+        errors.AddRange(JobSpecValidator.Validate(spec, shape));
+        Dataset? dataset = null;
+        if (!string.IsNullOrWhiteSpace(spec.Dataset))
+        {
+            dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == spec.Dataset && d.TenantId == tenant, ct);
+            if (dataset == null) errors.Add(new("dataset", $"no dataset '{spec.Dataset}'; upload one with POST /v1/datasets and use its id"));
+            else
+            {
+                if (spec.Stage == "dpo" && !dataset.IsPreference) errors.Add(new("dataset", $"stage dpo needs preference data (chosen/rejected); {dataset.Id} ({dataset.Name}) has none"));
+                if (spec.Stage == "sft" && dataset.IsPreference) errors.Add(new("dataset", $"{dataset.Id} ({dataset.Name}) is preference data; use stage dpo, or an SFT dataset"));
+                if (spec.Formatting != null && spec.Formatting != dataset.Format) errors.Add(new("formatting", $"the dataset is {dataset.Format}, not {spec.Formatting}; omit formatting to use the detected one"));
+            }
+        }
+        if (spec.WorldSize >= 1)
+        {
+            var largest = await db.HostSlots.GroupBy(s => s.HostId).Select(g => (int?)g.Count()).MaxAsync(ct) ?? 0;
+            if (spec.WorldSize > largest)
+                errors.Add(new(spec.DataParallelSize > 1 ? "data_parallel_size" : "sequence_parallel_size",
+                    largest == 0 ? "no trainer host is registered, so no job can be placed; start one (trainer host --api … --token …)"
+                                 : $"the job needs {spec.WorldSize} slots on one host (sequence_parallel_size × data_parallel_size) and the largest registered host has {largest}; use at most {largest}"));
+        }
+        if (errors.Count > 0) return Problems.Invalid(errors, "The job spec is not valid");
+
+        var now = DateTime.UtcNow;
+        var job = new Job
+        {
+            Id = Guid.CreateVersion7(), TenantId = tenant, State = JobStates.Queued, Spec = JobSpecParser.ToJson(spec).ToJsonString(),
+            Model = spec.ModelNameOrPath!, Stage = spec.Stage, DatasetId = dataset!.Id, SequenceParallelSize = spec.SequenceParallelSize,
+            DataParallelSize = spec.DataParallelSize, WorldSize = spec.WorldSize, Priority = priority, IdempotencyKey = idempotencyKey,
+            CreatedAt = now, UpdatedAt = now,
+        };
+        db.Jobs.Add(job);
+        db.JobEvents.Add(new JobEvent { JobId = job.Id, At = now, FromState = null, ToState = JobStates.Validating, Reason = "submitted" });
+        db.JobEvents.Add(new JobEvent { JobId = job.Id, At = now, FromState = JobStates.Validating, ToState = JobStates.Queued,
+            Reason = $"spec, model, dataset and capacity checked; needs {spec.WorldSize} slot(s) on one host" });
+        try { await db.SaveChangesAsync(ct); }
+        catch (DbUpdateException) when (idempotencyKey != null)
+        {
+            // A concurrent request with the same idempotency key inserted first: answer with its job.
+            db.ChangeTracker.Clear();
+            if (await Replay(db, tenant, idempotencyKey, spec, priority, ct) is { } again) return again;
+            throw;
+        }
+        placement.Request();
+        return TypedResults.Created($"/v1/jobs/{job.Id}", job.ToDto());
+    }
+
+    /// <summary>The job already created under this key: 200 with it, or 409 when the spec differs.</summary>
+    private static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>?> Replay(ServiceDb db, Guid tenant, string key, JobSpec spec, int priority, CancellationToken ct)
+    {
+        var existing = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.TenantId == tenant && j.IdempotencyKey == key, ct);
+        if (existing == null) return null;
+        if (!JsonNode.DeepEquals(JsonNode.Parse(existing.Spec), JobSpecParser.ToJson(spec)) || existing.Priority != priority)
+            return Problems.Conflict($"idempotency_key '{key}' was used for job {existing.Id} with a different spec; use a new key");
+        return TypedResults.Ok(existing.ToDto());
+    }
+}

@@ -1,1 +1,0 @@
-namespace LongSeqService.Scheduler; internal static class AssemblyMarker;

@@ -1,0 +1,46 @@
+using System.Text.Json;
+using LongSeqService.Shared.Jobs;
+
+namespace LongSeqService.Scheduler.Data;
+
+/// <summary>
+/// A training job. <see cref="State"/> only changes through guarded updates (JobStateMachine,
+/// placement), never by loading and saving the entity. <see cref="Attempt"/> counts placements: a run
+/// lost with its host is placed again under a new attempt, so a stale execution can be told apart.
+/// </summary>
+public sealed class Job
+{
+    public Guid Id { get; set; }
+    public Guid TenantId { get; set; }
+    public required string State { get; set; }
+    /// <summary>The validated spec as JSON (every key, defaults included).</summary>
+    public required string Spec { get; set; }
+    public required string Model { get; set; }
+    public required string Stage { get; set; }
+    public required string DatasetId { get; set; }
+    public int SequenceParallelSize { get; set; }
+    public int DataParallelSize { get; set; }
+    public int WorldSize { get; set; }
+    public int Priority { get; set; }
+    public string? IdempotencyKey { get; set; }
+    public int Attempt { get; set; }
+    public int? HostId { get; set; }
+    public int? CurrentStep { get; set; }
+    public int? TotalSteps { get; set; }
+    public double? Loss { get; set; }
+    public double? TokensPerSec { get; set; }
+    public long? TrainedTokens { get; set; }
+    public DateTime? EstimatedFinish { get; set; }
+    public string? Error { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime UpdatedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+
+    public JobSpec ParsedSpec() => JsonSerializer.Deserialize<JobSpec>(Spec, JobSpecParser.SerializerOptions)!;
+
+    public JobDto ToDto() => new(Id, State, Model, Stage, DatasetId, SequenceParallelSize, DataParallelSize, WorldSize, Priority,
+        IdempotencyKey, Attempt, HostId, CurrentStep, TotalSteps,
+        CurrentStep is { } s && TotalSteps is > 0 ? Math.Round((double)s / TotalSteps.Value, 4) : State == JobStates.Succeeded ? 1.0 : null,
+        Loss, TokensPerSec, TrainedTokens, EstimatedFinish, Error, CreatedAt, UpdatedAt, StartedAt, FinishedAt, ParsedSpec());
+}

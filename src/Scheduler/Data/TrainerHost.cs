@@ -1,0 +1,36 @@
+using LongSeqService.Shared.Hosts;
+
+namespace LongSeqService.Scheduler.Data;
+
+public static class HostStates
+{
+    public const string Online = "online";
+    /// <summary>Missed its heartbeats: holds no slots, runs nothing, until it heartbeats or registers again.</summary>
+    public const string Lost = "lost";
+}
+
+/// <summary>A trainer host: a machine with slots that runs the runs placed on it.</summary>
+public sealed class TrainerHost
+{
+    public int Id { get; set; }
+    public required string Name { get; set; }
+    public required string State { get; set; }
+    public DateTime RegisteredAt { get; set; }
+    public DateTime LastHeartbeatAt { get; set; }
+    public List<HostSlot> Slots { get; set; } = [];
+
+    public HostDto ToDto(Func<Guid?, Guid?> showJob) => new(Id, Name, State, HostQueues.For(Id), RegisteredAt, LastHeartbeatAt,
+        Slots.Count, Slots.Count(s => s.JobId == null),
+        Slots.OrderBy(s => s.Index).Select(s => new SlotDto(s.Index, s.Device, s.MemoryBytes, showJob(s.JobId))).ToList());
+}
+
+/// <summary>One slot of a host (a GPU, or a CPU slot). <see cref="JobId"/> is the reservation: binding
+/// sets it only where it is null, so two placement passes cannot both take a slot.</summary>
+public sealed class HostSlot
+{
+    public int HostId { get; set; }
+    public int Index { get; set; }
+    public required string Device { get; set; }
+    public long? MemoryBytes { get; set; }
+    public Guid? JobId { get; set; }
+}

@@ -1,0 +1,21 @@
+namespace LongSeqService.Scheduler;
+
+/// <summary>Scheduler settings (configuration section "Scheduler").</summary>
+public sealed class SchedulerOptions
+{
+    /// <summary>How often hosts heartbeat (told to them at registration).</summary>
+    public int HeartbeatSeconds { get; set; } = 3;
+    /// <summary>A host silent this long is lost: its slots are released and its runs requeued.</summary>
+    public int HostTimeoutSeconds { get; set; } = 20;
+    /// <summary>How often the liveness check runs (Hangfire cron; six fields = with seconds).</summary>
+    public string LivenessCron { get; set; } = "*/5 * * * * *";
+    /// <summary>Safety net: a placement pass at least this often, whatever triggered one.</summary>
+    public string PlacementCron { get; set; } = "*/30 * * * * *";
+    /// <summary>A run scheduled this long ago that its host has not started is dispatched again.</summary>
+    public int RedispatchAfterSeconds { get; set; } = 60;
+    /// <summary>Run the Hangfire server for the scheduler queue in this process.</summary>
+    public bool RunServer { get; set; } = true;
+    /// <summary>Register the recurring liveness / placement jobs.</summary>
+    public bool RecurringJobs { get; set; } = true;
+    public const string Queue = "scheduler";
+}

@@ -1,0 +1,32 @@
+namespace LongSeqService.Shared.Datasets;
+
+public static class DatasetFormats
+{
+    public const string Alpaca = "alpaca";
+    public const string ShareGpt = "sharegpt";
+}
+
+/// <summary>A bad example: the 1-based line where it starts, its 0-based row, and what is wrong.</summary>
+public sealed record DatasetLineError(int Line, int? Row, string Message)
+{
+    public override string ToString() => $"line {Line}" + (Row is { } r ? $" (row {r})" : "") + $": {Message}";
+}
+
+/// <summary>Length of an example in characters (all of its text), over the whole file.</summary>
+public sealed record LengthStats(int Min, double Mean, int P50, int P95, int Max)
+{
+    public static LengthStats? From(List<int> lengths)
+    {
+        if (lengths.Count == 0) return null;
+        var s = lengths.Order().ToArray();
+        int At(double q) => s[Math.Min(s.Length - 1, (int)Math.Floor(q * (s.Length - 1) + 0.5))];
+        return new LengthStats(s[0], Math.Round(s.Average(), 1), At(0.5), At(0.95), s[^1]);
+    }
+}
+
+/// <summary>What a whole-file check found: the format, whether it is preference data (chosen/rejected),
+/// the row count, and the first bad lines (<see cref="ErrorCount"/> counts all of them).</summary>
+public sealed record DatasetReport(string? Format, bool IsPreference, int Rows, IReadOnlyList<DatasetLineError> Errors, int ErrorCount, LengthStats? CharLength)
+{
+    public bool IsValid => ErrorCount == 0 && Rows > 0 && Format != null;
+}

@@ -1,0 +1,65 @@
+namespace LongSeqService.Trainer.Host;
+
+/// <summary>
+/// <c>trainer host --api URL --token HOSTKEY [--slots N] [--name NAME] [--db CONN] [--trainer-command "CMD"]</c>:
+/// registers this machine's slots with the API, heartbeats, serves its own Hangfire queue and runs the
+/// trainer for each run placed here. Runs until SIGINT/SIGTERM, then stops its trainers.
+/// Environment fallbacks: LONGSEQ_API_URL, LONGSEQ_HOST_KEY, LONGSEQ_TRAINER_SLOTS, LONGSEQ_TRAINER_COMMAND, LONGSEQ_DB.
+/// </summary>
+public static class HostCommand
+{
+    public const string Usage = """
+        usage: trainer host --api URL --token HOSTKEY [--slots N] [--name NAME] [--db CONNECTION] [--trainer-command "CMD ARGS"]
+          --api              the LongSeqService API, e.g. http://127.0.0.1:5080      (LONGSEQ_API_URL)
+          --token            a host key (POST /v1/keys {"tenant":…, "role":"host"})   (LONGSEQ_HOST_KEY)
+          --slots            CPU slots this host offers (default 4)                    (LONGSEQ_TRAINER_SLOTS)
+          --name             host name (default: the machine name); the same name is the same host
+          --db               Hangfire's PostgreSQL connection (default: given by the API) (LONGSEQ_DB)
+          --trainer-command  how to launch the trainer CLI (default: this executable)  (LONGSEQ_TRAINER_COMMAND)
+        """;
+
+    /// <summary>Entry point for Program.cs: <c>if (args[0] == "host") return await HostCommand.RunAsync(args[1..]);</c></summary>
+    public static async Task<int> RunAsync(string[] args)
+    {
+        HostOptions options;
+        try { options = Parse(args); }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"trainer host: {e.Message}");
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+        using var stop = new CancellationTokenSource();
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        await using var agent = new HostAgent(options, Console.Out);
+        try { await agent.RunAsync(stop.Token); }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+        return 0;
+    }
+
+    public static HostOptions Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length) throw new ArgumentException($"expected --option value, got '{args[i]}'");
+            values[args[i][2..]] = args[++i];
+        }
+        string? Get(string key, string env) => values.Remove(key, out var v) ? v : Environment.GetEnvironmentVariable(env) is { Length: > 0 } e ? e : null;
+        var api = Get("api", "LONGSEQ_API_URL") ?? throw new ArgumentException("--api is required");
+        var token = Get("token", "LONGSEQ_HOST_KEY") ?? throw new ArgumentException("--token is required");
+        var slotsText = Get("slots", "LONGSEQ_TRAINER_SLOTS") ?? "4";
+        if (!int.TryParse(slotsText, out var slots) || slots < 1) throw new ArgumentException($"--slots must be a positive whole number, got '{slotsText}'");
+        if (!Uri.TryCreate(api, UriKind.Absolute, out var apiUri)) throw new ArgumentException($"--api must be an absolute URL, got '{api}'");
+        var command = Get("trainer-command", "LONGSEQ_TRAINER_COMMAND");
+        var options = new HostOptions
+        {
+            Api = apiUri, Token = token, Slots = slots, Database = Get("db", "LONGSEQ_DB"),
+            Name = Get("name", "LONGSEQ_HOST_NAME") ?? Environment.MachineName,
+            TrainerCommand = command != null ? command.Split(' ', StringSplitOptions.RemoveEmptyEntries) : HostOptions.SelfCommand(),
+        };
+        if (values.Count > 0) throw new ArgumentException($"unknown option --{values.Keys.First()}");
+        return options;
+    }
+}

@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace LongSeqService.EndToEnd.Tests;
+
+/// <summary>
+/// The whole system as real processes, the way scripts/run.sh starts it: the API (with the scheduler)
+/// and a trainer host, from the solution's Release build, against a fresh database on the PostgreSQL
+/// server that scripts/test.sh starts (LONGSEQ_TEST_PG), with a fresh data directory.
+/// </summary>
+public sealed class SystemUnderTest : IAsyncLifetime
+{
+    public static readonly string Root = FindRoot();
+    private static string Bin(string project) => Path.Combine(Root, "src", project, "bin", "Release", "net10.0", "linux-x64");
+
+    public string DataDir { get; } = Directory.CreateTempSubdirectory("longseq-e2e-").FullName;
+    public string AdminKey { get; } = "lsk_e2e_admin_" + Guid.NewGuid().ToString("N");
+    public string HostKey { get; } = "lsk_e2e_host_" + Guid.NewGuid().ToString("N");
+    public int Port { get; } = FreePort();
+    public Uri BaseUrl => new($"http://127.0.0.1:{Port}");
+    public string HostName { get; } = "e2e-host-" + Guid.NewGuid().ToString("N")[..8];
+    public int Slots { get; init; } = 4;
+
+    private readonly string _database = "e2e_" + Guid.NewGuid().ToString("N")[..12];
+    private string _db = "";
+    private Process? _api, _host;
+    private readonly List<string> _logs = [];
+
+    public async Task InitializeAsync()
+    {
+        var server = Environment.GetEnvironmentVariable("LONGSEQ_TEST_PG")
+            ?? throw new InvalidOperationException("LONGSEQ_TEST_PG is not set: run the tests with scripts/test.sh (it starts PostgreSQL)");
+        await using (var conn = new NpgsqlConnection(server + ";Database=postgres"))
+        {
+            await conn.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"CREATE DATABASE {_database}", conn);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        _db = server + $";Database={_database}";
+        _api = Start("api", "dotnet", [Path.Combine(Bin("Api"), "LongSeqService.Api.dll")], new()
+        {
+            ["ASPNETCORE_URLS"] = BaseUrl.ToString().TrimEnd('/'), ["ASPNETCORE_CONTENTROOT"] = Bin("Api"),
+        });
+        using var http = new HttpClient();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try { if ((await http.GetAsync(new Uri(BaseUrl, "/health"))).StatusCode == HttpStatusCode.OK) break; }
+            catch (HttpRequestException) { }
+            if (_api.HasExited || DateTime.UtcNow > deadline) throw new InvalidOperationException("the API did not start:\n" + Logs());
+            await Task.Delay(250);
+        }
+        StartHost();
+    }
+
+    /// <summary>Starts the trainer host (again, after <see cref="KillHost"/>: same name, so it takes its place).</summary>
+    public void StartHost() =>
+        _host = Start("host", "dotnet", [Path.Combine(Bin("Trainer"), "trainer.dll"), "host", "--api", BaseUrl.ToString().TrimEnd('/'),
+            "--token", HostKey, "--slots", Slots.ToString(), "--name", HostName], new());
+
+    /// <summary>SIGKILL, as a crashed machine would: no chance to clean up.</summary>
+    public void KillHost()
+    {
+        _host?.Kill(entireProcessTree: false);
+        _host?.WaitForExit();
+    }
+
+    public HttpClient Client(string? key = null)
+    {
+        var c = new HttpClient { BaseAddress = BaseUrl, Timeout = TimeSpan.FromSeconds(60) };
+        c.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key ?? AdminKey);
+        return c;
+    }
+
+    public string Logs() { lock (_logs) return string.Join("\n", _logs.TakeLast(80)); }
+
+    private Process Start(string name, string file, string[] args, Dictionary<string, string> env)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["LONGSEQ_DB"] = _db;
+        psi.Environment["LONGSEQ_DATA_DIR"] = DataDir;
+        psi.Environment["LONGSEQ_BOOTSTRAP_API_KEY"] = AdminKey;
+        psi.Environment["LONGSEQ_BOOTSTRAP_HOST_KEY"] = HostKey;
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        var p = Process.Start(psi)!;
+        void Log(string? line) { if (line != null) lock (_logs) _logs.Add($"[{name}] {line}"); }
+        p.OutputDataReceived += (_, e) => Log(e.Data);
+        p.ErrorDataReceived += (_, e) => Log(e.Data);
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var p in new[] { _host, _api })
+        {
+            if (p is null || p.HasExited) continue;
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+        }
+        NpgsqlConnection.ClearAllPools();
+        try
+        {
+            await using var conn = new NpgsqlConnection(Environment.GetEnvironmentVariable("LONGSEQ_TEST_PG") + ";Database=postgres");
+            await conn.OpenAsync();
+            await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", conn);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        catch (NpgsqlException) { }
+        try { Directory.Delete(DataDir, true); } catch (IOException) { }
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static string FindRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "LongSeqService.sln"))) return d.FullName;
+        throw new InvalidOperationException("LongSeqService.sln not found above " + AppContext.BaseDirectory);
+    }
+}
