@@ -51,8 +51,8 @@ public sealed partial class MpiJob : IDisposable
         // UCX (MPICH's transport) must leave SIGSEGV to .NET, which turns it into NullReferenceException.
         psi.Environment["UCX_HANDLE_ERRORS"] = "none";
         // glibc serves blocks under its (growing, up to 32 MB) mmap threshold from arenas that keep freed
-        // pages; a rank's resident memory then overstates its live tensors by up to 2× (measured: 16k
-        // tokens, SP=1: 1.24 GiB peak − baseline by default, 0.54 GiB with this). A fixed 128 KiB
+        // pages; a rank's resident memory then overstates its live tensors (measured: 16k tokens, SP=1:
+        // 1.3–1.4 GiB peak − baseline by default, 0.54 GiB with this; docs/benchmarks.md). A fixed 128 KiB
         // threshold returns every freed tensor to the system. A GLIBC_TUNABLES of the user's own wins.
         if (!psi.Environment.ContainsKey("GLIBC_TUNABLES")) psi.Environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=131072";
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
