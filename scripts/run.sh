@@ -40,7 +40,7 @@ host_key=$(cat "$data/host.key")
 if ! command -v mpiexec >/dev/null 2>&1; then
   echo "installing mpich (Debian package) for launch: processes"
   (apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpich >/dev/null 2>&1) \
-    || echo "warning: could not install mpich; jobs with launch: processes will be refused"
+    || echo "warning: could not install mpich; jobs with launch: processes will fail"
 fi
 
 scripts/pg.sh start "$data" "$pgport"
