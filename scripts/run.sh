@@ -36,6 +36,13 @@ fi
 [ -f "$data/host.key" ] || (umask 077; new_key > "$data/host.key")
 host_key=$(cat "$data/host.key")
 
+# MPICH for jobs with launch: processes (one process per rank under mpiexec; Debian's package).
+if ! command -v mpiexec >/dev/null 2>&1; then
+  echo "installing mpich (Debian package) for launch: processes"
+  (apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpich >/dev/null 2>&1) \
+    || echo "warning: could not install mpich; jobs with launch: processes will fail"
+fi
+
 scripts/pg.sh start "$data" "$pgport"
 db="$(scripts/pg.sh conn "$data" "$pgport");Database=longseq"
 

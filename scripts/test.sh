@@ -28,6 +28,13 @@ if [ ! -x /usr/bin/chromium ]; then
     || echo "warning: could not install chromium; browser tests will fail"
 fi
 
+# MPICH for the ranks-as-processes tests (mpiexec, libmpich.so.12; Debian's package).
+if ! command -v mpiexec >/dev/null 2>&1; then
+  echo "installing mpich (Debian package) for the MPI tests"
+  (apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpich >/dev/null 2>&1) \
+    || echo "warning: could not install mpich; MPI tests will be skipped"
+fi
+
 results=$root/.data/test-results
 rm -rf "$results"; mkdir -p "$results"
 dotnet build LongSeqService.sln -c Release -nologo -v q 2>&1 | grep -E "error|Warn|warn" | head -50

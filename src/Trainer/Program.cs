@@ -1,5 +1,6 @@
 using LongSeqService.Shared.Jobs;
 using LongSeqService.Trainer.Cli;
+using LongSeqService.Trainer.Training;
 
 // The trainer CLI: training without the service (like llamafactory-cli), the SP self-check and
 // benchmark, and the trainer-host process of the service.
@@ -8,7 +9,10 @@ const string usage = """
       trainer train CONFIG.yaml [--key value ...]     train (LLaMA-Factory keys; --key overrides the file)
       trainer parity --model M --sp N --mode MODE ... compare SP=N with SP=1 (exit 0 when within tolerance)
       trainer bench --model M --seq-len T --sp N ...  tokens/s, attention balance and memory per configuration
+      trainer bench --find-max-len --rank-memory-limit BYTES --sp 1,2,4 ...
+                                                      longest trainable sequence per SP size under a per-rank limit
       trainer host --api URL --token KEY ...          run a trainer host for the service
+      (train, parity and bench take --launch processes: one process per rank under mpiexec, MPICH)
     """;
 
 OpenMpSettings.PreferPassiveWaiting();   // before anything touches libtorch
@@ -20,6 +24,8 @@ try
         "parity" => ParityCommand.Run(args[1..]),
         "bench" => BenchCommand.Run(args[1..]),
         "host" => LongSeqService.Trainer.Host.HostCommand.RunAsync(args[1..]).GetAwaiter().GetResult(),
+        "rank-worker" => RankWorker.Run(args[1]),                     // hidden: one rank of a run launched as processes
+        "mpi-check" => MpiCheckCommand.Run(args[1..]),             // hidden: collectives over MPI, for tests and cluster checks
         null or "-h" or "--help" or "help" => Help(),
         var other => throw new CliException($"unknown command '{other}'\n{usage}"),
     };

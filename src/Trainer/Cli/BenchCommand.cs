@@ -9,17 +9,22 @@ namespace LongSeqService.Trainer.Cli;
 /// <summary>
 /// <c>trainer bench</c>: for each sequence length × SP size, a warm-up run, then timed optimizer steps
 /// (SFT, batch 1, full fine-tuning) on one sequence of exactly T tokens. Reports tokens/s, step time,
-/// the time each rank spent in attention (forward + backward, to show the balance) and memory.
+/// the time each rank spent in attention (forward + backward, to show the balance) and memory — with
+/// <c>--launch processes</c> each rank's own (<c>rank_baseline_bytes</c>, <c>rank_peak_bytes</c>).
+/// <c>--find-max-len</c> searches the longest trainable sequence per SP size under a per-rank memory
+/// limit instead (<see cref="MaxLengthSearch"/>).
 /// </summary>
 public static class BenchCommand
 {
     private static readonly string[] Known =
-        ["model", "seq_len", "sp", "mode", "dtype", "steps", "warmup", "threads_per_rank", "gradient_checkpointing", "ulysses_degree", "json"];
+        ["model", "seq_len", "sp", "mode", "dtype", "steps", "warmup", "threads_per_rank", "gradient_checkpointing", "ulysses_degree", "json",
+         "launch", "find_max_len", "rank_memory_limit", "min_len", "max_len"];
 
     public static int Run(string[] args)
     {
-        var cli = CliArgs.Parse(args, new HashSet<string> { "json", "gradient_checkpointing" });
+        var cli = CliArgs.Parse(args, new HashSet<string> { "json", "gradient_checkpointing", "find_max_len" });
         cli.RejectUnknown(Known);
+        if (cli.Has("find_max_len")) return MaxLengthSearch.Run(cli);
         var model = cli.Require("model", "builtin:tiny-llama");
         var shape = CheckRuns.Shape(model);
         var lengths = cli.IntList("seq_len", "2048,8192");
@@ -36,7 +41,7 @@ public static class BenchCommand
                     ModelNameOrPath = model, Dataset = "(synthetic)", SequenceParallelSize = n,
                     SequenceParallelMode = cli.Get("mode") ?? "zigzag-ring", UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null,
                     CutoffLen = t, LearningRate = 1e-4, LrSchedulerType = "constant", Bf16 = dtype == ScalarType.BFloat16,
-                    GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1,
+                    GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1, Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
                 };
                 CheckRuns.Validate(spec, shape);
                 var r = Measure(spec, shape, dtype, t, steps, warmup, threads);
@@ -44,23 +49,29 @@ public static class BenchCommand
                 if (!cli.Has("json"))
                     Console.WriteLine($"T={t,6} sp={n} {spec.SequenceParallelMode,-11} {dtype.ToString().ToLowerInvariant(),-8} threads/rank={threads}  " +
                         $"{r["tokens_per_sec"],8} tok/s  step {r["step_seconds"]} s  attention/rank [{string.Join(", ", r["rank_attention_seconds"]!.AsArray())}] s " +
-                        $"(imbalance {r["attention_imbalance"]})  peak {(long)r["peak_bytes"]! / 1048576} MiB");
+                        $"(imbalance {r["attention_imbalance"]})  " + Memory(r));
             }
         if (cli.Has("json")) Console.WriteLine(results.ToJsonString());
         return 0;
     }
 
+    private static string Memory(JsonObject r) => r["rank_peak_bytes"] is JsonArray peaks
+        ? $"rank peak−baseline [{string.Join(", ", peaks.Zip(r["rank_baseline_bytes"]!.AsArray(), (p, b) => ((long)p! - (long)b!) / 1048576))}] MiB " +
+          $"(peak [{string.Join(", ", peaks.Select(p => (long)p! / 1048576))}] MiB)"
+        : $"peak {(long)r["peak_bytes"]! / 1048576} MiB";
+
     public static JsonObject Measure(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, int steps, int warmup, int threadsPerRank)
     {
+        if (spec.Launch == "processes") return MeasureProcesses(spec, shape, dtype, seqLen, steps, warmup, threadsPerRank);
         var options = new RunOptions(IntraOpThreadsPerRank: threadsPerRank);
-        var data = CheckRuns.Synthetic("sft", Math.Max(steps, warmup), seqLen, CheckRuns.Vocab(shape), spec.Seed, exactLength: true);
-        if (warmup > 0) new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup }, shape, dtype, data), options: options).Execute();
+        int count = Math.Max(steps, warmup);
+        if (warmup > 0) new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup }, shape, dtype, count, seqLen, exactLength: true), options: options).Execute();
 
         NativeMemory.Trim();
         NativeMemory.ResetPeak();
         long baseline = NativeMemory.ResidentBytes();
         var clock = new StepClock();
-        var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = steps }, shape, dtype, data), clock, options).Execute();
+        var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = steps }, shape, dtype, count, seqLen, exactLength: true), clock, options).Execute();
         var attention = result.RankAttention.Select(a => a.Total.TotalSeconds / steps).ToArray();
         double stepSeconds = clock.Seconds.Average();
         return new JsonObject
@@ -76,6 +87,52 @@ public static class BenchCommand
             ["peak_bytes"] = NativeMemory.PeakResidentBytes(),
             ["memory_scope"] = "process (ranks are threads)",
         };
+    }
+
+    /// <summary>
+    /// Ranks as processes: one launch of warm-up + timed steps (a fresh process has nothing to warm
+    /// otherwise). Step times are the main rank's own clock; memory is each rank's: its baseline once the
+    /// model is loaded and its peak (VmHWM, restarted at the baseline) over the steps.
+    /// </summary>
+    public static JsonObject MeasureProcesses(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, int steps, int warmup, int threadsPerRank)
+    {
+        var options = new RunOptions(IntraOpThreadsPerRank: threadsPerRank);
+        var watch = new RankWatch();
+        var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup + steps }, shape, dtype, warmup + steps, seqLen, exactLength: true),
+            watch, options).Execute();
+        var timed = watch.StepSeconds.Skip(warmup).ToArray();
+        var attention = result.RankAttention.Select(a => a.Total.TotalSeconds / (warmup + steps)).ToArray();
+        var peaks = watch.LastRecord!["rank_peak_bytes"]!.AsArray().Select(p => (long)p!).ToArray();
+        var baselines = watch.LastRecord!["rank_baseline_bytes"]!.AsArray().Select(p => (long)p!).ToArray();
+        double stepSeconds = timed.Average();
+        return new JsonObject
+        {
+            ["model"] = spec.ModelNameOrPath, ["seq_len"] = seqLen, ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode,
+            ["dtype"] = dtype.ToString().ToLowerInvariant(), ["threads_per_rank"] = threadsPerRank, ["steps"] = steps, ["launch"] = "processes",
+            ["gradient_checkpointing"] = spec.GradientCheckpointing,
+            ["step_seconds"] = Math.Round(stepSeconds, 4),
+            ["tokens_per_sec"] = Math.Round(seqLen / stepSeconds, 1),
+            ["rank_attention_seconds"] = new JsonArray(attention.Select(a => (JsonNode)Math.Round(a, 4)).ToArray()),
+            ["attention_imbalance"] = Math.Round(attention.Max() / Math.Max(attention.Min(), 1e-9) - 1, 4),
+            ["rank_baseline_bytes"] = new JsonArray(baselines.Select(b => (JsonNode)b).ToArray()),
+            ["rank_peak_bytes"] = new JsonArray(peaks.Select(b => (JsonNode)b).ToArray()),
+            ["rank_activation_bytes"] = new JsonArray(peaks.Zip(baselines, (p, b) => (JsonNode)(p - b)).ToArray()),
+            ["memory_scope"] = "per rank (ranks are processes)",
+        };
+    }
+
+    /// <summary>Step times from the main rank's clock (elapsed between step ends) and the last log record (per-rank memory).</summary>
+    private sealed class RankWatch : ITrainingObserver
+    {
+        private double _last;
+        public List<double> StepSeconds { get; } = [];
+        public JsonObject? LastRecord { get; private set; }
+        public void OnStep(ProgressInfo progress, StepMetrics metrics)
+        {
+            StepSeconds.Add(progress.ElapsedSeconds - _last);
+            _last = progress.ElapsedSeconds;
+        }
+        public void OnLog(JsonObject record) => LastRecord = record;
     }
 
     /// <summary>Wall time of each optimizer step, measured on the main rank between step completions.</summary>

@@ -1,6 +1,4 @@
 using LongSeqService.Shared.Jobs;
-using LongSeqService.Shared.Data;
-using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Model;
 using LongSeqService.Trainer.Training;
 using static TorchSharp.torch;
@@ -32,13 +30,21 @@ public static class CheckRuns
         if (errors.Count > 0) throw new JobSpecException(errors);
     }
 
+    /// <summary>A run on <paramref name="count"/> seeded sequences (stage and seed from the spec); its recipe lets
+    /// rank processes make the same data again.</summary>
+    public static PreparedRun Prepare(JobSpec spec, ModelShape shape, ScalarType dtype, int count, int seqLen, bool exactLength) =>
+        new SyntheticRecipe(count, seqLen, Vocab(shape), exactLength).Prepare(spec, dtype);
+
+    /// <summary>A run on data made by hand (no recipe: its ranks can only be threads).</summary>
     public static PreparedRun Prepare(JobSpec spec, ModelShape shape, ScalarType dtype, TrainingData train) =>
         new(spec, shape, new ModelFactory(spec, dtype, tokenizerDir: null), OutputDir: null, train, TrainingData.Empty, PadId: 0, Notes: []);
 
-    public static TrainingData Synthetic(string stage, int count, int seqLen, int vocab, int seed, bool exactLength) =>
-        stage == "dpo"
-            ? new TrainingData(null, SyntheticData.Pairs(count, seqLen, vocab, seed, exactLength))
-            : new TrainingData(SyntheticData.Sft(count, seqLen, vocab, seed, exactLength), null);
+    public static string ParseLaunch(string? launch) => launch switch
+    {
+        null or "threads" => "threads",
+        "processes" => "processes",
+        _ => throw new CliException($"--launch: '{launch}' is not one of threads, processes"),
+    };
 
     public static int Vocab(ModelShape shape) => shape.VocabSize > 0 ? shape.VocabSize : BuiltinModels.VocabSize;
 }

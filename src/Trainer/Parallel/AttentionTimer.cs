@@ -20,6 +20,14 @@ public sealed class AttentionTimer
 
     public TimeSpan Total => Forward + Backward;
 
+    /// <summary>A timer holding figures measured elsewhere (a rank that ran as its own process).</summary>
+    public static AttentionTimer FromSeconds(double forward, double backward, double wait) => new()
+    {
+        _forwardTicks = TimeSpan.FromSeconds(forward).Ticks,
+        _backwardTicks = TimeSpan.FromSeconds(backward).Ticks,
+        _waitTicks = TimeSpan.FromSeconds(wait).Ticks,
+    };
+
     public void Reset()
     {
         Interlocked.Exchange(ref _forwardTicks, 0);

@@ -5,8 +5,8 @@ namespace LongSeqService.Trainer.Parallel;
 /// <summary>
 /// Communication between the ranks of one group (an SP group, a DP group, or the whole world).
 /// Every rank of the group calls the collective operations in the same order, as in MPI.
-/// Implementations: <see cref="InProcessCollectives"/> (ranks are threads of one process); an MPI
-/// implementation over separate processes can follow the same contract, which is why a receive
+/// Implementations: <see cref="InProcessCollectives"/> (ranks are threads of one process) and
+/// <see cref="Mpi.MpiCollectives"/> (ranks are processes under mpiexec), which is why a receive
 /// either names its buffer (<see cref="RecvInto"/>) or relies on a header the sender writes
 /// (dtype and shape) for <see cref="Recv"/>.
 /// Tensors handed out by this interface belong to the caller and are attached to the caller's
@@ -20,10 +20,11 @@ public interface ICollectives
     int WorldSize { get; }
 
     /// <summary>
-    /// Sends <paramref name="tensor"/> to rank <paramref name="dst"/>. Buffered: the contents are
-    /// captured at the call and the call does not wait for the receiver, so a ring can post the next
-    /// send before computing the current block. Messages from one sender to one receiver with the same
-    /// tag arrive in the order they were sent.
+    /// Sends <paramref name="tensor"/> to rank <paramref name="dst"/>. Buffered: the call does not wait
+    /// for the receiver, so a ring can post the next send before computing the current block. The caller
+    /// may dispose its handle right away but must not write to the tensor afterwards (the MPI
+    /// implementation sends from the tensor's own memory while the call has long returned). Messages from
+    /// one sender to one receiver with the same tag arrive in the order they were sent.
     /// </summary>
     void Send(Tensor tensor, int dst, int tag = 0);
 

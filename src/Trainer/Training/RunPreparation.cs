@@ -11,6 +11,9 @@ public sealed record PreparedRun(JobSpec Spec, ModelShape Shape, ModelFactory Mo
     TrainingData Train, TrainingData Val, int PadId, IReadOnlyList<string> Notes)
 {
     public int TrainCount => Train.Count;
+
+    /// <summary>How to prepare this run again in another process (ranks launched as processes); null for a run made by hand.</summary>
+    public RunRecipe? Recipe { get; init; }
 }
 
 /// <summary>
@@ -83,7 +86,10 @@ public static class RunPreparation
 
         var dtype = dtypeOverride ?? (spec.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var padId = tokenizer.PadId ?? tokenizer.EosId ?? 0;
-        return new PreparedRun(spec, shape!, new ModelFactory(spec, dtype, tokenizerDir), outputDir, train, val, padId, notes);
+        return new PreparedRun(spec, shape!, new ModelFactory(spec, dtype, tokenizerDir), outputDir, train, val, padId, notes)
+        {
+            Recipe = new RunRecipe(spec, baseDir, dtypeOverride, null),
+        };
     }
 
     private static (TrainingData Train, TrainingData Val) Split(TrainingData all, double valSize, ulong seed)

@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+
+namespace LongSeqService.Trainer.Parallel.Mpi;
+
+/// <summary>
+/// One <c>mpiexec -n N dotnet trainer.dll …</c> job started by this process, with a folder its ranks
+/// report into (<c>rank-R.pid</c>, <see cref="RankFailureReport"/>): its end, and the failing rank's error
+/// when it fails. The whole process tree (mpiexec, Hydra's proxy, the ranks) is killed when the job is
+/// disposed, when this process exits, and on SIGINT/SIGTERM — no orphans; the ranks also watch this
+/// process and end themselves if it disappears (<see cref="WatchLauncher"/>).
+/// </summary>
+public sealed partial class MpiJob : IDisposable
+{
+    private readonly Process _process;
+    private readonly string _reportDir;
+    private readonly List<string> _output = [];
+    private readonly List<PosixSignalRegistration> _signals = [];
+    private readonly Task[] _pumps;
+
+    private MpiJob(Process process, string reportDir)
+    {
+        (_process, _reportDir) = (process, reportDir);
+        _pumps = [Task.Run(() => Pump(process.StandardOutput)), Task.Run(() => Pump(process.StandardError))];
+        AppDomain.CurrentDomain.ProcessExit += KillOnExit;
+        foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM })
+            _signals.Add(PosixSignalRegistration.Create(signal, _ => Kill()));   // the default handling (exit) follows
+    }
+
+    public const string InstallHint = "ranks as processes need MPICH (mpiexec and libmpich.so.12): apt-get install -y mpich";
+
+    /// <summary>mpiexec on PATH, or null.</summary>
+    public static string? FindMpiexec() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, "mpiexec")).FirstOrDefault(File.Exists);
+
+    /// <summary>Whether jobs can start here: mpiexec and MPICH's library are installed.</summary>
+    public static bool IsAvailable => FindMpiexec() is not null && MpiRuntime.IsAvailable();
+
+    /// <summary>Starts <paramref name="ranks"/> processes of this trainer running <paramref name="trainerArgs"/>.</summary>
+    public static MpiJob Start(int ranks, IEnumerable<string> trainerArgs, string reportDir, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var mpiexec = FindMpiexec() ?? throw new InvalidOperationException(InstallHint);
+        var psi = new ProcessStartInfo(mpiexec)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
+        // -prepend-rank: output says which rank wrote it ("[1] …"), for people reading a failure.
+        foreach (var a in new[] { "-n", ranks.ToString(), "-prepend-rank", DotnetHost(), TrainerAssembly() }.Concat(trainerArgs)) psi.ArgumentList.Add(a);
+        // UCX (MPICH's transport) must leave SIGSEGV to .NET, which turns it into NullReferenceException.
+        psi.Environment["UCX_HANDLE_ERRORS"] = "none";
+        // glibc serves blocks under its (growing, up to 32 MB) mmap threshold from arenas that keep freed
+        // pages; a rank's resident memory then overstates its live tensors (measured: 16k tokens, SP=1:
+        // 1.3–1.4 GiB peak − baseline by default, 0.54 GiB with this; docs/benchmarks.md). A fixed 128 KiB
+        // threshold returns every freed tensor to the system. A GLIBC_TUNABLES of the user's own wins.
+        if (!psi.Environment.ContainsKey("GLIBC_TUNABLES")) psi.Environment["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=131072";
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {mpiexec}");
+        process.StandardInput.Close();
+        return new MpiJob(process, reportDir);
+    }
+
+    /// <summary>Waits up to <paramref name="milliseconds"/>; true once the job has ended.</summary>
+    public bool WaitForExit(int milliseconds)
+    {
+        if (!_process.WaitForExit(milliseconds)) return false;
+        Task.WaitAll(_pumps);
+        return true;
+    }
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>The last lines mpiexec and the ranks wrote (stdout and stderr).</summary>
+    public IReadOnlyList<string> OutputTail
+    {
+        get { lock (_output) return _output.ToList(); }
+    }
+
+    /// <summary>Why the job failed: the rank's own report when it wrote one, else which rank's process died and how.</summary>
+    public Exception Failure()
+    {
+        if (RankFailureReport.ReadFirst(_reportDir) is { } r) return new RankFailedException(r.Rank, new RankProcessException(r.Type, r.Message));
+        var output = OutputTail;
+        var all = string.Join("\n", output);
+        var pid = BadTerminationPid().Match(all);
+        var code = ExitCodeLine().Match(all);
+        // A rank that crashed in the runtime says so on its stderr (FailFast: "Process terminated.", an
+        // unhandled exception): the first such rank is the cause. Else Hydra's first "BAD TERMINATION"
+        // block, which names the first process it saw die (a SIGKILL leaves no words).
+        var crash = output.Select(l => RuntimeCrash().Match(l)).FirstOrDefault(m => m.Success);
+        int? rank = crash is not null ? int.Parse(crash.Groups[1].Value) : pid.Success ? RankOfPid(int.Parse(pid.Groups[1].Value)) : null;
+        if (rank is { } failed)
+        {
+            var prefix = $"[{failed}] ";
+            var own = output.Where(l => l.StartsWith(prefix, StringComparison.Ordinal))
+                .Select(l => TrailingPrefix().Replace(l[prefix.Length..], "").Trim()).Where(l => l.Length > 0 && !l.StartsWith("at ", StringComparison.Ordinal)).TakeLast(2).ToList();
+            var how = crash is null && code.Success ? $"exit status {code.Groups[1].Value}{SignalName(int.Parse(code.Groups[1].Value))}" : "a crash";
+            return new RankFailedException(failed, new RankProcessException("ProcessExited",
+                $"its process ended with {how}" + (own.Count > 0 ? ": " + string.Join(" | ", own) : "")));
+        }
+        return new InvalidOperationException($"mpiexec exited with code {_process.ExitCode}: " +
+            string.Join(" | ", output.Where(l => l.Trim('=', ' ').Length > 0).TakeLast(5)));
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        AppDomain.CurrentDomain.ProcessExit -= KillOnExit;
+        foreach (var s in _signals) s.Dispose();
+        _process.Dispose();
+    }
+
+    /// <summary>Run in each rank: leave <c>rank-R.pid</c> in the report folder, so a rank that dies without a word can be named.</summary>
+    public static void AnnounceRank(string reportDir)
+    {
+        var rank = Environment.GetEnvironmentVariable("PMI_RANK") ?? "0";
+        File.WriteAllText(Path.Combine(reportDir, $"rank-{rank}.pid"), Environment.ProcessId.ToString());
+    }
+
+    /// <summary>
+    /// Run in each rank: end this process if the launcher (<paramref name="launcherPid"/>) is gone — killed
+    /// with SIGKILL it could not kill us itself.
+    /// </summary>
+    public static void WatchLauncher(int launcherPid)
+    {
+        new Thread(() =>
+        {
+            while (Directory.Exists($"/proc/{launcherPid}")) Thread.Sleep(1000);
+            Environment.FailFast($"rank process {Environment.ProcessId}: the launcher (pid {launcherPid}) is gone");
+        }) { IsBackground = true, Name = "launcher-watch" }.Start();
+    }
+
+    private int? RankOfPid(int pid)
+    {
+        foreach (var f in Directory.EnumerateFiles(_reportDir, "rank-*.pid"))
+            if (int.TryParse(File.ReadAllText(f).Trim(), out var p) && p == pid)
+                return int.Parse(Path.GetFileNameWithoutExtension(f)["rank-".Length..]);
+        return null;
+    }
+
+    private static string SignalName(int status) => status switch
+    {
+        6 => " (SIGABRT)", 9 => " (SIGKILL: killed, perhaps for memory)", 11 => " (SIGSEGV)", 15 => " (SIGTERM)", _ => "",
+    };
+
+    /// <summary>
+    /// SIGKILL to mpiexec and every descendant, found before any is killed (Hydra starts each rank in a
+    /// session of its own, and a killed parent's children are re-parented at once, so killing "the
+    /// group" or walking the tree while killing misses some).
+    /// </summary>
+    private void Kill()
+    {
+        int root;
+        try { if (_process.HasExited) return; root = _process.Id; }
+        catch (InvalidOperationException) { return; }          // not started or already reaped
+        var children = new Dictionary<int, List<int>>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); } catch (IOException) { continue; } catch (UnauthorizedAccessException) { continue; }
+            // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            if (int.TryParse(fields[1], out var ppid)) (children.TryGetValue(ppid, out var l) ? l : children[ppid] = []).Add(pid);
+        }
+        var tree = new List<int> { root };
+        for (int i = 0; i < tree.Count; i++) if (children.TryGetValue(tree[i], out var c)) tree.AddRange(c);
+        foreach (var pid in tree) SendSignal(pid, 9);
+        try { _process.WaitForExit(1000); } catch (InvalidOperationException) { }   // reap mpiexec
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int SendSignal(int pid, int signal);
+
+    private void KillOnExit(object? sender, EventArgs e) => Kill();
+
+    private void Pump(StreamReader reader)
+    {
+        while (reader.ReadLine() is { } line)
+            lock (_output)
+            {
+                _output.Add(line);
+                if (_output.Count > 400) _output.RemoveRange(0, 200);
+            }
+    }
+
+    private static string TrainerAssembly() => typeof(MpiJob).Assembly.Location;
+
+    /// <summary>The dotnet host: this process's own when it is one (the CLI, the test host), else DOTNET_HOST_PATH or PATH's.</summary>
+    private static string DotnetHost()
+    {
+        var self = Environment.ProcessPath;
+        if (self != null && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
+        return Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+    }
+
+    [GeneratedRegex(@"PID (\d+) RUNNING AT")]
+    private static partial Regex BadTerminationPid();
+
+    [GeneratedRegex(@"^\[(\d+)\] (Process terminated\.|Unhandled exception\.|Fatal error\.)")]
+    private static partial Regex RuntimeCrash();
+
+    /// <summary>Hydra prefixes each chunk it forwards, so a "[r] " can land at the end of a line.</summary>
+    [GeneratedRegex(@"\[\d+\]\s*$")]
+    private static partial Regex TrailingPrefix();
+
+    [GeneratedRegex(@"EXIT CODE: (\d+)")]
+    private static partial Regex ExitCodeLine();
+}

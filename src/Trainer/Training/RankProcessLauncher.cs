@@ -1,0 +1,40 @@
+using System.Text.Json;
+using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Parallel.Mpi;
+
+namespace LongSeqService.Trainer.Training;
+
+/// <summary>
+/// <c>launch: processes</c>: one process per rank, as torchrun does — <c>mpiexec -n W dotnet trainer.dll
+/// rank-worker REQUEST.json</c>. The ranks talk over MPI (<see cref="MpiCollectives"/>); the main rank's
+/// progress events reach <paramref name="observer"/> here as they happen; the run's figures come back
+/// in a <see cref="RunResult"/> as with threads. A rank that fails ends the job, and this throws a
+/// <see cref="Parallel.RankFailedException"/> naming it.
+/// </summary>
+public static class RankProcessLauncher
+{
+    public static RunResult Run(PreparedRun prep, ITrainingObserver? observer, RunOptions options)
+    {
+        var recipe = prep.Recipe ?? throw new InvalidOperationException(
+            "launch: processes rebuilds the run in every rank process; prepare it with RunPreparation or a SyntheticRecipe");
+        if (!MpiJob.IsAvailable) throw new JobSpecException([new SpecError("launch", MpiJob.InstallHint + "; or use launch: threads")]);
+        var dir = Directory.CreateTempSubdirectory("longseq-ranks-").FullName;
+        try
+        {
+            // The output directory was checked once, here; the ranks must not refuse it again once the main rank writes to it.
+            var request = new RankWorkerRequest(recipe with { Spec = recipe.Spec with { OverwriteOutputDir = true } }, options, Environment.ProcessId, dir);
+            var requestPath = Path.Combine(dir, "request.json");
+            File.WriteAllText(requestPath, JsonSerializer.Serialize(request, RankProcesses.Json));
+            using var job = MpiJob.Start(prep.Spec.WorldSize, ["rank-worker", requestPath], dir);
+            using var events = new EventTail(Path.Combine(dir, RankProcesses.EventsFile));
+            while (!job.WaitForExit(50)) events.Drain(observer);
+            events.Drain(observer);
+            if (job.ExitCode != 0) throw job.Failure();
+            return RankProcesses.ReadResult(dir);
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+}
