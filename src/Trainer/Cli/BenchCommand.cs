@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Parallel;
 using LongSeqService.Trainer.Training;
 using static TorchSharp.torch;
 
@@ -48,8 +49,8 @@ public static class BenchCommand
                 results.Add(r);
                 if (!cli.Has("json"))
                     Console.WriteLine($"T={t,6} sp={n} {spec.SequenceParallelMode,-11} {dtype.ToString().ToLowerInvariant(),-8} threads/rank={threads}  " +
-                        $"{r["tokens_per_sec"],8} tok/s  step {r["step_seconds"]} s  attention/rank [{string.Join(", ", r["rank_attention_seconds"]!.AsArray())}] s " +
-                        $"(imbalance {r["attention_imbalance"]})  " + Memory(r));
+                        $"{r["tokens_per_sec"],8} tok/s  step {r["step_seconds"]} s  attention compute/rank [{string.Join(", ", r["rank_attention_compute_seconds"]!.AsArray())}] s " +
+                        $"wait [{string.Join(", ", r["rank_attention_wait_seconds"]!.AsArray())}] s (imbalance {r["attention_imbalance"]})  " + Memory(r));
             }
         if (cli.Has("json")) Console.WriteLine(results.ToJsonString());
         return 0;
@@ -72,21 +73,18 @@ public static class BenchCommand
         long baseline = NativeMemory.ResidentBytes();
         var clock = new StepClock();
         var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = steps }, shape, dtype, count, seqLen, exactLength: true), clock, options).Execute();
-        var attention = result.RankAttention.Select(a => a.Total.TotalSeconds / steps).ToArray();
         double stepSeconds = clock.Seconds.Average();
-        return new JsonObject
+        return AddAttention(result.RankAttention, steps, new JsonObject
         {
             ["model"] = spec.ModelNameOrPath, ["seq_len"] = seqLen, ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode,
             ["dtype"] = dtype.ToString().ToLowerInvariant(), ["threads_per_rank"] = threadsPerRank, ["steps"] = steps,
             ["gradient_checkpointing"] = spec.GradientCheckpointing,
             ["step_seconds"] = Math.Round(stepSeconds, 4),
             ["tokens_per_sec"] = Math.Round(seqLen / stepSeconds, 1),
-            ["rank_attention_seconds"] = new JsonArray(attention.Select(a => (JsonNode)Math.Round(a, 4)).ToArray()),
-            ["attention_imbalance"] = Math.Round(attention.Max() / Math.Max(attention.Min(), 1e-9) - 1, 4),
             ["baseline_bytes"] = baseline,
             ["peak_bytes"] = NativeMemory.PeakResidentBytes(),
             ["memory_scope"] = "process (ranks are threads)",
-        };
+        });
     }
 
     /// <summary>
@@ -101,24 +99,39 @@ public static class BenchCommand
         var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup + steps }, shape, dtype, warmup + steps, seqLen, exactLength: true),
             watch, options).Execute();
         var timed = watch.StepSeconds.Skip(warmup).ToArray();
-        var attention = result.RankAttention.Select(a => a.Total.TotalSeconds / (warmup + steps)).ToArray();
         var peaks = watch.LastRecord!["rank_peak_bytes"]!.AsArray().Select(p => (long)p!).ToArray();
         var baselines = watch.LastRecord!["rank_baseline_bytes"]!.AsArray().Select(p => (long)p!).ToArray();
         double stepSeconds = timed.Average();
-        return new JsonObject
+        return AddAttention(result.RankAttention, warmup + steps, new JsonObject
         {
             ["model"] = spec.ModelNameOrPath, ["seq_len"] = seqLen, ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode,
             ["dtype"] = dtype.ToString().ToLowerInvariant(), ["threads_per_rank"] = threadsPerRank, ["steps"] = steps, ["launch"] = "processes",
             ["gradient_checkpointing"] = spec.GradientCheckpointing,
             ["step_seconds"] = Math.Round(stepSeconds, 4),
             ["tokens_per_sec"] = Math.Round(seqLen / stepSeconds, 1),
-            ["rank_attention_seconds"] = new JsonArray(attention.Select(a => (JsonNode)Math.Round(a, 4)).ToArray()),
-            ["attention_imbalance"] = Math.Round(attention.Max() / Math.Max(attention.Min(), 1e-9) - 1, 4),
             ["rank_baseline_bytes"] = new JsonArray(baselines.Select(b => (JsonNode)b).ToArray()),
             ["rank_peak_bytes"] = new JsonArray(peaks.Select(b => (JsonNode)b).ToArray()),
             ["rank_activation_bytes"] = new JsonArray(peaks.Zip(baselines, (p, b) => (JsonNode)(p - b)).ToArray()),
             ["memory_scope"] = "per rank (ranks are processes)",
-        };
+        });
+    }
+
+    /// <summary>
+    /// Attention time per rank and step, split into compute and time blocked on peers. The balance is
+    /// judged on compute: a rank with less work (contiguous ring) finishes early and then *waits*, so its
+    /// total looks like everyone else's while its compute is visibly smaller.
+    /// </summary>
+    private static JsonObject AddAttention(IReadOnlyList<AttentionTimer> timers, int steps, JsonObject r)
+    {
+        var total = timers.Select(a => a.Total.TotalSeconds / steps).ToArray();
+        var wait = timers.Select(a => a.CommunicationWait.TotalSeconds / steps).ToArray();
+        var compute = total.Zip(wait, (t, w) => t - w).ToArray();
+        JsonArray Round(double[] v) => new(v.Select(x => (JsonNode)Math.Round(x, 4)).ToArray());
+        r["rank_attention_seconds"] = Round(total);
+        r["rank_attention_compute_seconds"] = Round(compute);
+        r["rank_attention_wait_seconds"] = Round(wait);
+        r["attention_imbalance"] = Math.Round(compute.Max() / Math.Max(compute.Min(), 1e-9) - 1, 4);
+        return r;
     }
 
     /// <summary>Step times from the main rank's clock (elapsed between step ends) and the last log record (per-rank memory).</summary>

@@ -38,7 +38,8 @@ public sealed class RankRun
     public Action<int, int>? BeforeStep { get; init; }
 
     /// <param name="ownProcess">The rank is a process of its own: its memory figures are its own, so the
-    /// peak is reset once the model is loaded, and intra-op threads default to this machine's share.</param>
+    /// peak is reset once the model is loaded. Either way intra-op threads default to this rank's share of
+    /// the machine's cores (cores / ranks, at least 1): more would oversubscribe the cores the ranks share.</param>
     public RankOutcome Run(ICollectives world, AttentionTimer timer, bool ownProcess)
     {
         int sp = _spec.SequenceParallelSize, dp = _spec.DataParallelSize;
@@ -46,7 +47,7 @@ public sealed class RankRun
         var history = new List<StepMetrics>();
         double[]? firstGradient = null, finalParameters = null;
         int? previousThreads = null;
-        var threads = _options.IntraOpThreadsPerRank ?? (ownProcess ? Math.Max(1, Environment.ProcessorCount / world.WorldSize) : null);
+        int? threads = _options.IntraOpThreadsPerRank ?? Math.Max(1, Environment.ProcessorCount / world.WorldSize);
         if (threads is { } t0) { previousThreads = get_num_threads(); set_num_threads(t0); }
         // World rank = dpRank · sp + spRank: an SP group is contiguous (one host: ring traffic is heavy).
         int spRank = world.Rank % sp, dpRank = world.Rank / sp;
