@@ -41,17 +41,21 @@ public sealed class AdamW : IDisposable
         using var _ = no_grad();
         Step++;
         double bc1 = 1 - Math.Pow(_beta1, Step), bc2 = 1 - Math.Pow(_beta2, Step);
+        // Scalars held until the end of the update: TorchSharp passes only a Scalar's native handle, so an
+        // implicit temporary (w.mul_(1 - lr·λ)) can be finalized by the GC while the op still reads it.
+        using Scalar decay = 1 - lr * _weightDecay, beta1 = _beta1, oneMinusBeta1 = 1 - _beta1, beta2 = _beta2,
+            oneMinusBeta2 = 1 - _beta2, sqrtBc2 = Math.Sqrt(bc2), eps = _eps, stepSize = -lr / bc1;
         for (int i = 0; i < _params.Length; i++)
         {
             var p = _params[i].Param;
             if (p.grad is null) continue;
             var w = _master[i] ?? p;                                  // the fp32 (or fp64) weights we update
             var g = p.grad.to(w.dtype);
-            if (_params[i].Decay && _weightDecay != 0) w.mul_(1 - lr * _weightDecay);
-            _m[i].mul_(_beta1).add_(g, alpha: 1 - _beta1);
-            _v[i].mul_(_beta2).addcmul_(g, g, value: 1 - _beta2);
-            var denom = (_v[i].sqrt() / Math.Sqrt(bc2)).add_(_eps);
-            w.addcdiv_(_m[i], denom, value: -lr / bc1);
+            if (_params[i].Decay && _weightDecay != 0) w.mul_(decay);
+            _m[i].mul_(beta1).add_(g, alpha: oneMinusBeta1);
+            _v[i].mul_(beta2).addcmul_(g, g, value: oneMinusBeta2);
+            var denom = _v[i].sqrt().div_(sqrtBc2).add_(eps);
+            w.addcdiv_(_m[i], denom, value: stepSize);
             if (_master[i] is not null) p.copy_(w);                   // round the master into the bf16 weights
         }
     }

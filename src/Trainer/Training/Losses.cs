@@ -40,8 +40,9 @@ public static class DpoLoss
     /// </summary>
     public static Result Compute(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected, double beta)
     {
+        using Scalar b = beta;                     // held, not an implicit temporary (see AdamW.Update)
         var logits = (policyChosen - policyRejected) - (refChosen - refRejected);
-        var losses = -F.logsigmoid(beta * logits);
-        return new Result(losses, (beta * (policyChosen - refChosen)).detach(), (beta * (policyRejected - refRejected)).detach());
+        var losses = -F.logsigmoid(logits.mul(b));
+        return new Result(losses, (policyChosen - refChosen).mul(b).detach(), (policyRejected - refRejected).mul(b).detach());
     }
 }

@@ -131,7 +131,8 @@ public sealed class RankTrainer : IDisposable
         using var batch = _collator.Collate(examples.Select(i => _sft![i]).ToList());
         var (ids, labels, pos) = (_ctx.Shard(batch.InputIds), _ctx.Shard(batch.Labels), _ctx.Shard(batch.PositionIds));
         var lossSum = Losses.SftLossSum(_model.Logits(_model.Hidden(ids, pos)), labels);
-        (lossSum / denominator).backward();
+        using Scalar scale = denominator;          // held, not an implicit temporary (see AdamW.Update)
+        lossSum.div(scale).backward();
         sums[0] += ToDouble(lossSum);          // this shard's share; summed over the world afterwards
     }
 
@@ -149,7 +150,8 @@ public sealed class RankTrainer : IDisposable
         else reference = ReferenceLogps(ids, labels, pos);
 
         var dpo = DpoLoss.Compute(policy[..b], policy[b..], reference[..b], reference[b..], _spec.PrefBeta);
-        (dpo.Losses.sum() / denominator).backward();
+        using Scalar scale = denominator;          // held, not an implicit temporary (see AdamW.Update)
+        dpo.Losses.sum().div(scale).backward();
         sums[0] += ToDouble(dpo.Losses.sum());
         sums[2] += ToDouble(dpo.ChosenRewards.sum());
         sums[3] += ToDouble(dpo.RejectedRewards.sum());
@@ -224,10 +226,10 @@ public sealed class RankTrainer : IDisposable
             CapturedGradient = cat(_trainable.Select(p => p.grad!.flatten().to(ScalarType.Float64)).ToArray()).data<double>().ToArray();
             CaptureNextGradient = false;
         }
-        double norm = Math.Sqrt(_trainable.Sum(p => ToDouble(p.grad!.to(ScalarType.Float64).pow(2).sum())));
+        double norm = Math.Sqrt(_trainable.Sum(p => ToDouble(p.grad!.to(ScalarType.Float64).square().sum())));
         if (_spec.MaxGradNorm > 0 && norm > _spec.MaxGradNorm)
         {
-            double c = _spec.MaxGradNorm / (norm + 1e-6);
+            using Scalar c = _spec.MaxGradNorm / (norm + 1e-6);
             foreach (var p in _trainable) p.grad!.mul_(c);
         }
         return norm;
@@ -260,7 +262,8 @@ public sealed class RankTrainer : IDisposable
                 using var batch = _collator.Collate(idx.Select(i => _val.Sft![i]).ToList());
                 var labels = _ctx.Shard(batch.Labels);
                 lossSum += ToDouble(Losses.SftLossSum(_model.Logits(_model.Hidden(_ctx.Shard(batch.InputIds), _ctx.Shard(batch.PositionIds))), labels));
-                count += labels.ne(Losses.IgnoreIndex).sum().item<long>();
+                using Scalar ignore = Losses.IgnoreIndex;
+                count += labels.ne(ignore).sum().item<long>();
             }
         }
         using var r = tensor(new[] { lossSum, count }, ScalarType.Float64);

@@ -109,3 +109,57 @@ public class AdamWTests
         Assert.Throws<InvalidDataException>(() => { second.LoadStateDict(new Dictionary<string, Tensor>(), 1); });
     }
 }
+
+/// <summary>
+/// TorchSharp passes a Scalar's native handle and does not keep the managed Scalar alive during the call,
+/// so an implicit temporary (<c>t / 2.0</c>) can be finalized by the GC while the op still reads it
+/// ("Unknown scalar type", or a wrong value). Optimizer updates on several threads with the finalizer
+/// kept busy must neither fail nor differ from the same updates done quietly.
+/// A stress test: it caught the bug in about one run of five before the fix, and takes seconds.
+/// </summary>
+[Trait("Category", "Slow")]
+public class AdamWConcurrencyTests
+{
+    [Fact]
+    public void Update_ManyThreadsWhileGarbageCollecting_SameResultAsQuietRun()
+    {
+        double[] Train()
+        {
+            using var scope = NewDisposeScope();
+            // Tensors built from arrays: the test itself must not create implicit Scalars (full(…, 0.1) would).
+            static Tensor Filled(double v) => tensor(Enumerable.Repeat(v, 16).ToArray(), [4, 4], ScalarType.Float64);
+            var ps = Enumerable.Range(0, 8).Select(i => new Parameter(Filled(0.1 * (i + 1)))).ToArray();
+            using var adam = new AdamW(ps.Select((p, i) => ($"p{i}", (Tensor)p)), 0.9, 0.999, 1e-8, 0.01);
+            for (int s = 0; s < 3000; s++)
+            {
+                foreach (var (p, i) in ps.Select((p, i) => (p, i))) p.grad = Filled(Math.Sin(s + i));
+                adam.Update(1e-3);
+            }
+            return ps.SelectMany(p => p.detach().flatten().data<double>().ToArray()).ToArray();
+        }
+
+        var expected = Train();
+        var stop = false;
+        var collector = new Thread(() => { while (!Volatile.Read(ref stop)) { GC.Collect(); GC.WaitForPendingFinalizers(); } });
+        collector.Start();
+        try
+        {
+            var results = new double[4][];
+            var errors = new Exception?[4];
+            var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+            {
+                try { results[t] = Train(); }
+                catch (Exception e) { errors[t] = e; }        // (an exception escaping a thread would end the test host)
+            })).ToArray();
+            foreach (var t in threads) t.Start();
+            foreach (var t in threads) t.Join();
+            Assert.All(errors, e => Assert.Null(e));
+            Assert.All(results, r => Assert.Equal(expected, r));
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            collector.Join();
+        }
+    }
+}
