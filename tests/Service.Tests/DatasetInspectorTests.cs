@@ -48,8 +48,8 @@ public sealed class DatasetInspectorTests
         Assert.False(report.IsValid);
         Assert.Equal("alpaca", report.Format);
         Assert.Equal([3, 4, 6], report.Errors.Select(e => e.Line));
-        Assert.Contains("not valid JSON", report.Errors[0].Message);
-        Assert.Contains("missing \"output\"", report.Errors[1].Message);
+        Assert.Contains("malformed JSON", report.Errors[0].Message);
+        Assert.Contains("has no 'output'", report.Errors[1].Message);
         Assert.Contains("history", report.Errors[2].Message);
         Assert.Equal(5, report.Rows);
     }
@@ -61,8 +61,7 @@ public sealed class DatasetInspectorTests
         var report = DatasetInspector.Inspect(Encoding.UTF8.GetBytes(text));
         var error = Assert.Single(report.Errors);
         Assert.Equal(3, error.Line);
-        Assert.Equal(1, error.Row);
-        Assert.Contains("\"output\" must be a string, got a number", error.Message);
+        Assert.Contains("example 2 has 'output' that is a number, not a string", error.Message);
     }
 
     [Fact]
@@ -86,9 +85,9 @@ public sealed class DatasetInspectorTests
             """;
         var report = DatasetInspector.Inspect(Encoding.UTF8.GetBytes(text));
         Assert.Equal([2, 3, 5], report.Errors.Select(e => e.Line));
-        Assert.Contains("where human or observation is expected", report.Errors[0].Message);
-        Assert.Contains("must end with a gpt turn", report.Errors[1].Message);
-        Assert.Contains("unknown from 'robot'", report.Errors[2].Message);
+        Assert.Contains("where a user or observation turn is expected", report.Errors[0].Message);
+        Assert.Contains("must end with an assistant turn", report.Errors[1].Message);
+        Assert.Contains("unknown role 'robot'", report.Errors[2].Message);
     }
 
     [Fact]
@@ -101,9 +100,9 @@ public sealed class DatasetInspectorTests
         var report = DatasetInspector.Inspect(Encoding.UTF8.GetBytes(string.Join("\n", ok, badAnswer, evenTurns, noPair)));
         Assert.True(report.IsPreference);
         Assert.Equal([2, 3, 4], report.Errors.Select(e => e.Line));
-        Assert.Contains("\"chosen\" must be a gpt turn", report.Errors[0].Message);
-        Assert.Contains("must end with a human turn", report.Errors[1].Message);
-        Assert.Contains("missing chosen/rejected", report.Errors[2].Message);
+        Assert.Contains("'chosen' from user; it must be an assistant", report.Errors[0].Message);
+        Assert.Contains("preference data ends with the user's turn", report.Errors[1].Message);
+        Assert.Contains("preference data ends with the user's turn", report.Errors[2].Message);
     }
 
     [Fact]
@@ -117,7 +116,7 @@ public sealed class DatasetInspectorTests
         Assert.True(report.IsPreference);
         var error = Assert.Single(report.Errors);
         Assert.Equal(2, error.Line);
-        Assert.Contains("\"rejected\" must be a string", error.Message);
+        Assert.Contains("'rejected' that is a list, not a string", error.Message);
     }
 
     [Fact]
@@ -125,7 +124,7 @@ public sealed class DatasetInspectorTests
     {
         var report = DatasetInspector.Inspect(Data.File("identity.json"), "sharegpt");
         Assert.False(report.IsValid);
-        Assert.Contains("this example is alpaca but the file is sharegpt", report.Errors[0].Message);
+        Assert.Contains("has no 'conversations' or 'messages'", report.Errors[0].Message);
         Assert.Equal(91, report.ErrorCount);
         Assert.Equal(DatasetInspector.MaxReportedErrors, report.Errors.Count);
     }

@@ -10,13 +10,24 @@ public sealed record DatasetError(int Line, string Message);
 /// </summary>
 public sealed class DatasetException : Exception
 {
-    public DatasetException(string file, IReadOnlyList<DatasetError> errors, int totalErrors)
+    public DatasetException(string file, IReadOnlyList<DatasetError> errors, int totalErrors, int rows = 0,
+        DatasetFormat? format = null, bool isPreference = false)
         : base(Format(file, errors, totalErrors))
     {
         File = file;
         Errors = errors;
         TotalErrors = totalErrors;
+        Rows = rows;
+        DetectedFormat = format;
+        IsPreference = isPreference;
     }
+
+    /// <summary>The format the file was read as, when it got that far.</summary>
+    public DatasetFormat? DetectedFormat { get; }
+    public bool IsPreference { get; }
+
+    /// <summary>Examples read before the file was refused (all of them when only some were bad).</summary>
+    public int Rows { get; }
 
     public string File { get; }
     public IReadOnlyList<DatasetError> Errors { get; }

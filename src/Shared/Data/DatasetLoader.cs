@@ -13,11 +13,18 @@ public static class DatasetLoader
     public const int MaxReportedErrors = 5;
 
     /// <param name="formatting"><c>alpaca</c>, <c>sharegpt</c>, or null/empty to detect from the first example.</param>
-    public static LoadedDataset Load(string path, string? formatting = null)
+    public static LoadedDataset Load(string path, string? formatting = null, int maxReportedErrors = MaxReportedErrors)
     {
         if (!File.Exists(path))
             throw new DatasetException(path, [new DatasetError(0, "file not found")], 1);
-        var rows = JsonRows.Read(path);
+        return Load(File.ReadAllBytes(path), path, formatting, maxReportedErrors);
+    }
+
+    /// <summary>The same checks over a file's bytes; <paramref name="name"/> names it in messages.</summary>
+    public static LoadedDataset Load(byte[] bytes, string name, string? formatting = null, int maxReportedErrors = MaxReportedErrors)
+    {
+        var path = name;
+        var rows = JsonRows.Read(bytes, name);
         if (rows.Count == 0)
             throw new DatasetException(path, [new DatasetError(0, "contains no examples")], 1);
 
@@ -43,11 +50,11 @@ public static class DatasetLoader
             if (error is not null)
             {
                 total++;
-                if (errors.Count < MaxReportedErrors) errors.Add(new DatasetError(row.Line, error));
+                if (errors.Count < maxReportedErrors) errors.Add(new DatasetError(row.Line, error));
             }
             else examples.Add(ex!);
         }
-        if (total > 0) throw new DatasetException(path, errors, total);
+        if (total > 0) throw new DatasetException(path, errors, total, rows.Count, format, preference);
         return new LoadedDataset(path, format, preference, examples);
     }
 
@@ -57,6 +64,9 @@ public static class DatasetLoader
 
         if (string.IsNullOrEmpty(formatting))
         {
+            if (detected is null && first is not null && first.Element.TryGetProperty("text", out _))
+                throw new DatasetException(path, [new DatasetError(first.Line,
+                    "plain-text pre-training data (\"text\") is not supported yet (stage pt); use alpaca (instruction/output) or sharegpt (conversations)")], 1);
             return detected ?? throw new DatasetException(path,
                 [new DatasetError(first?.Line ?? rows[0].Line,
                     $"cannot tell the format of example {(first?.Index ?? 0) + 1}{KeysOf(first)}: alpaca needs 'instruction' and 'output', " +

@@ -16,15 +16,17 @@ internal static class JsonRows
     private static readonly JsonReaderOptions ReaderOptions = new()
     { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
 
-    public static List<JsonRow> Read(string path)
+    public static List<JsonRow> Read(string path) => Read(File.ReadAllBytes(path), path);
+
+    /// <summary>A JSON array or JSON lines, told apart by the first character whatever the file is called
+    /// (as Hugging Face's json loader does: a .json file may hold one example per line).</summary>
+    public static List<JsonRow> Read(byte[] bytes, string name)
     {
-        var bytes = File.ReadAllBytes(path);
         int start = bytes.AsSpan().StartsWith("\uFEFF"u8) ? 3 : 0;
         var content = bytes.AsMemory(start);
         var firstChar = content.Span.TrimStart(" \t\r\n"u8);
-        bool isArray = path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)
-            || (!path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) && firstChar.Length > 0 && firstChar[0] == (byte)'[');
-        return isArray ? ReadArray(path, content) : ReadLines(content);
+        bool isArray = firstChar.Length > 0 && firstChar[0] == (byte)'[';
+        return isArray ? ReadArray(name, content) : ReadLines(content);
     }
 
     private static List<JsonRow> ReadArray(string path, ReadOnlyMemory<byte> content)

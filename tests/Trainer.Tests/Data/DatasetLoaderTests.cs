@@ -165,14 +165,16 @@ public class DatasetLoaderTests
     }
 
     [Fact]
-    public void Load_JsonNotAnArray_ClearError()
+    public void Load_JsonFileWithAnObjectPerLine_IsReadAsJsonLines()
     {
+        // As Hugging Face's json loader: the first character decides, not the file name.
         using var t = new TempFiles();
-        var path = t.Write("obj.json", "{\"instruction\": \"a\", \"output\": \"b\"}");
+        var path = t.Write("obj.json", "{\"instruction\": \"a\", \"output\": \"b\"}\n{\"instruction\": \"c\", \"output\": \"d\"}\n");
 
-        var ex = Assert.Throws<DatasetException>(() => DatasetLoader.Load(path, null));
+        var ds = DatasetLoader.Load(path, null);
 
-        Assert.Contains("must be a JSON array", ex.Message);
+        Assert.Equal(2, ds.Count);
+        Assert.Equal(DatasetFormat.Alpaca, ds.Format);
     }
 
     [Fact]
@@ -223,10 +225,18 @@ public class DatasetLoaderTests
     public void Load_UnrecognisedKeys_SaysWhichFormatsExist()
     {
         using var t = new TempFiles();
-        var path = t.Write("x.jsonl", "{\"text\": \"hello\"}\n");
+        var path = t.Write("x.jsonl", "{\"prompt\": \"hello\"}\n");
 
         var ex = Assert.Throws<DatasetException>(() => DatasetLoader.Load(path, null));
 
-        Assert.Contains("x.jsonl: line 1: cannot tell the format of example 1 (keys: text)", ex.Message);
+        Assert.Contains("x.jsonl: line 1: cannot tell the format of example 1 (keys: prompt)", ex.Message);
+    }
+
+    [Fact]
+    public void Load_PretrainingText_SaysItIsNotSupportedYet()
+    {
+        var ex = Assert.Throws<DatasetException>(() => DatasetLoader.Load(Path.Combine(Shared, "c4_demo.jsonl"), null));
+
+        Assert.Contains("c4_demo.jsonl: line 1: plain-text pre-training data (\"text\") is not supported yet", ex.Message);
     }
 }
