@@ -202,7 +202,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         await _page.SetInputFilesAsync("#dataset-file", bad);
         await _page.ClickAsync("#upload-dataset");
         await Expect(_page.Locator("#dataset-problem")).ToContainTextAsync("line 2");
-        await Expect(_page.Locator("#dataset-problem")).ToContainTextAsync("not valid JSON");
+        await Expect(_page.Locator("#dataset-problem")).ToContainTextAsync("malformed JSON");
 
         await _page.SetInputFilesAsync("#dataset-file", Path.Combine(SystemUnderTest.Root, "data", "identity.json"));
         await _page.ClickAsync("#upload-dataset");
