@@ -1,3 +1,4 @@
+using LongSeqService.Trainer.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
