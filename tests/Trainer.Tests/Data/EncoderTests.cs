@@ -160,7 +160,7 @@ public class EncoderTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void EncodeSupervised_Alpaca999Rows_TakesWellUnderASecond()
+    public void EncodeSupervised_Alpaca999Rows_EncodesEveryRowAndPrintsItsSpeed()
     {
         var load = Stopwatch.StartNew();
         var ds = DatasetLoader.Load(RepoPaths.Data("alpaca_en_demo.json"), null);
@@ -176,7 +176,8 @@ public class EncoderTests(ITestOutputHelper output)
         long tokens = encoded.Items.Sum(s => (long)s.Length);
         output.WriteLine($"alpaca_en_demo: {encoded.Items.Count} rows, {tokens} tokens in {sw.Elapsed.TotalMilliseconds:F0} ms " +
                          $"({tokens / sw.Elapsed.TotalSeconds:F0} tokens/s)");
+        // The speed is printed, not asserted: performance belongs in benchmarks (docs/benchmarks.md).
         Assert.Equal(999, encoded.Items.Count);
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"took {sw.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.All(encoded.Items, s => Assert.Contains(s.Labels, l => l != EncodedSequence.IgnoreIndex));
     }
 }
