@@ -58,7 +58,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (!AdapterEnabled) return y.MoveToOuterDisposeScope();
         var adapterInput = training && dropout > 0 ? random.Dropout(x, dropout) : x;
         var update = lora_B.call(lora_A.call(adapterInput));                               // (…, out)
-        return (y + update * scaling).MoveToOuterDisposeScope();
+        using Scalar scale = scaling;                                                       // held: see RmsNorm
+        return (y + update * scale).MoveToOuterDisposeScope();
     }
 
     /// <summary>A plain Linear with W + B·A·scale (computed in float32 or better, cast to W's dtype).</summary>

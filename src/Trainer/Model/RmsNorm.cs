@@ -30,8 +30,11 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         var inputType = x.dtype;
         var statType = inputType == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         var xs = x.to_type(statType);
-        var variance = xs.pow(2).mean([-1L], keepdim: true);                               // (B, T, 1)
-        var normed = (xs * (variance + eps).rsqrt()).to_type(inputType);
+        // Held Scalars: TorchSharp passes only their handle to native code, and a temporary one can be
+        // finalized mid-call under GC pressure from other rank threads (docs/platform.md).
+        using Scalar two = 2, epsilon = eps;
+        var variance = xs.pow(two).mean([-1L], keepdim: true);                             // (B, T, 1)
+        var normed = (xs * (variance + epsilon).rsqrt()).to_type(inputType);
         return (weight * normed).MoveToOuterDisposeScope();
     }
 }
