@@ -14,13 +14,14 @@ public sealed class HostPartsTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Fact]
-    public void RunConfig_Write_IsYamlTheSpecParserReadsBack()
+    public void RunConfig_Write_IsJsonTheSpecParserReadsBack()
     {
         var spec = new JobSpec { ModelNameOrPath = "builtin:tiny-qwen2", Dataset = "ds-1", SequenceParallelSize = 2, LearningRate = 1e-4, Template = "qwen" };
         var run = new StartRunResponse(Guid.NewGuid(), 2, spec, "/data/datasets/ab/ab.json", _dir, Path.Combine(_dir, "output"));
         var path = RunConfig.Write(run, Path.Combine(_dir, "output", "checkpoint-4"));
 
-        var back = JobSpecParser.FromPairs(JobSpecParser.ReadYaml(File.ReadAllText(path), path));
+        Assert.EndsWith(".json", path);
+        var back = JobSpecParser.FromJson(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject());
         Assert.Equal(spec with { Dataset = run.DatasetPath, OutputDir = run.OutputDir, OverwriteOutputDir = true, ResumeFromCheckpoint = Path.Combine(_dir, "output", "checkpoint-4") }, back);
     }
 

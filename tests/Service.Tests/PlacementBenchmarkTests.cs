@@ -81,7 +81,7 @@ public sealed class PlacementBenchmarkTests(ServiceFactory factory, ITestOutputH
             jobs.Add(new Job
             {
                 Id = Guid.CreateVersion7(), TenantId = tenant.Id, State = JobStates.Queued, Spec = JobSpecParser.ToJson(spec).ToJsonString(),
-                Model = spec.ModelNameOrPath!, Stage = spec.Stage, DatasetId = "ds_bench", SequenceParallelSize = sp, DataParallelSize = dp,
+                Model = spec.ModelNameOrPath!, Stage = spec.Stage.Wire(), DatasetId = "ds_bench", SequenceParallelSize = sp, DataParallelSize = dp,
                 WorldSize = sp * dp, Priority = random.Next(10) == 0 ? 5 : 0, CreatedAt = now.AddMilliseconds(i), UpdatedAt = now,
             });
         }

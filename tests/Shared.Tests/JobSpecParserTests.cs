@@ -33,6 +33,7 @@ public class JobSpecParserTests
         Assert.True(spec.Bf16);
         Assert.Equal("latest", spec.ResumeFromCheckpoint);
         Assert.Equal(1, spec.SequenceParallelSize);          // default
+        Assert.Equal(Stage.Sft, spec.Stage);
     }
 
     [Fact]
@@ -51,26 +52,30 @@ public class JobSpecParserTests
     }
 
     [Fact]
-    public void FromPairs_IgnoredLlamaFactoryKey_WarnsInsteadOfFailing()
+    public void FromPairs_IgnoredLlamaFactoryKey_WarnsExactlyOnce()
     {
         var warnings = new List<string>();
-        JobSpecParser.FromPairs([new("plot_loss", "true")], warnings);
-        Assert.Contains(warnings, w => w.StartsWith("plot_loss"));
+        JobSpecParser.FromPairs([new("plot_loss", "true"), new("cache_dir", ".cache"), new("plot_loss", "false")], warnings);
+        Assert.Equal(["cache_dir", "plot_loss"], warnings.Select(w => w.Split(':')[0]).Order());
     }
 
     [Fact]
     public void FromJson_WrongTypes_ReportEachField()
     {
-        var body = JsonNode.Parse("""{"cutoff_len": "long", "bf16": 3, "dataset": ["a", "b"], "learning_rate": 1e-4}""")!.AsObject();
+        var body = JsonNode.Parse("""{"cutoff_len": "long", "bf16": 3, "dataset": ["a", "b"], "learning_rate": 1e-4, "max_steps": 2.5}""")!.AsObject();
         var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.FromJson(body));
-        Assert.Equal(["bf16", "cutoff_len", "dataset"], ex.Errors.Select(e => e.Field).Order().ToArray());
+        Assert.Equal(["bf16", "cutoff_len", "dataset", "max_steps"], ex.Errors.Select(e => e.Field).Order().ToArray());
     }
 
     [Fact]
     public void ToJson_RoundTripsThroughFromJson()
     {
-        var spec = new JobSpec { ModelNameOrPath = "builtin:tiny-qwen2", Dataset = "ds_1", SequenceParallelSize = 4, LearningRate = 3e-4 };
-        Assert.Equal(spec, JobSpecParser.FromJson(JobSpecParser.ToJson(spec)));
+        var spec = new JobSpec { ModelNameOrPath = "builtin:tiny-qwen2", Dataset = "ds_1", SequenceParallelSize = 4, LearningRate = 3e-4,
+            Stage = Stage.Dpo, SequenceParallelMode = SequenceParallelMode.ZigzagRing, LrSchedulerType = LrSchedulerType.Linear, ZeroStage = 2 };
+        var json = JobSpecParser.ToJson(spec);
+        Assert.Equal("dpo", json["stage"]!.GetValue<string>());                      // wire names, not enum member names
+        Assert.Equal("zigzag-ring", json["sequence_parallel_mode"]!.GetValue<string>());
+        Assert.Equal(spec, JobSpecParser.FromJson(json));
     }
 
     [Fact]

@@ -14,7 +14,7 @@ public class JobSpecValidatorTests
     public void Validate_UlyssesHeadsNotDivisible_SuggestsHybridAndSizesThatWork()
     {
         var shape = Qwen with { NumAttentionHeads = 14, NumKeyValueHeads = 2 };
-        var errors = JobSpecValidator.Validate(Valid with { SequenceParallelSize = 4, SequenceParallelMode = "ulysses" }, shape);
+        var errors = JobSpecValidator.Validate(Valid with { SequenceParallelSize = 4, SequenceParallelMode = SequenceParallelMode.Ulysses }, shape);
         var e = Assert.Single(errors);
         Assert.Equal("sequence_parallel_mode", e.Field);
         Assert.Contains("'hybrid'", e.Message);
@@ -24,7 +24,7 @@ public class JobSpecValidatorTests
     [Fact]
     public void Validate_HybridDegreeNotDividingHeads_NamesUlyssesDegree()
     {
-        var errors = JobSpecValidator.Validate(Valid with { SequenceParallelSize = 4, SequenceParallelMode = "hybrid", UlyssesDegree = 4 }, Qwen);
+        var errors = JobSpecValidator.Validate(Valid with { SequenceParallelSize = 4, SequenceParallelMode = SequenceParallelMode.Hybrid, UlyssesDegree = 4 }, Qwen);
         Assert.Equal("ulysses_degree", Assert.Single(errors).Field);
         Assert.Equal(2, SequenceParallelRules.AutoUlyssesDegree(4, 6));
     }
@@ -33,16 +33,28 @@ public class JobSpecValidatorTests
     [InlineData("stage", "ppo")]
     [InlineData("lr_scheduler_type", "cosin")]
     [InlineData("sequence_parallel_mode", "zigzag")]
-    public void Validate_ValueOutsideChoices_NamesFieldAndChoices(string field, string value)
+    [InlineData("template", "qwen9")]
+    public void FromPairs_ValueOutsideChoices_NamesFieldAndChoices(string field, string value)
     {
-        var spec = field switch
-        {
-            "stage" => Valid with { Stage = value },
-            "lr_scheduler_type" => Valid with { LrSchedulerType = value },
-            _ => Valid with { SequenceParallelMode = value },
-        };
-        var e = Assert.Single(JobSpecValidator.Validate(spec, Qwen), x => x.Field == field);
+        var ex = Assert.Throws<JobSpecException>(() => JobSpecParser.FromPairs([new(field, value)]));
+        var e = Assert.Single(ex.Errors);
+        Assert.Equal(field, e.Field);
         Assert.Contains("is not one of", e.Message);
+    }
+
+    [Fact]
+    public void Validate_SpecBuiltInCode_MeetsTheDeclaredBounds()
+    {
+        var errors = JobSpecValidator.Validate(Valid with { LearningRate = 1e308, ValSize = double.PositiveInfinity, CutoffLen = 0, Template = "nope", ZeroStage = 4 }, Qwen);
+        Assert.Equal(["cutoff_len", "learning_rate", "template", "val_size", "zero_stage"], errors.Select(e => e.Field).Distinct().Order());
+    }
+
+    [Fact]
+    public void Validate_ValSizeFractionOrWholeCount_RefusesMixed()
+    {
+        Assert.Empty(JobSpecValidator.Validate(Valid with { ValSize = 0.1 }, Qwen));
+        Assert.Empty(JobSpecValidator.Validate(Valid with { ValSize = 20 }, Qwen));
+        Assert.Equal("val_size", Assert.Single(JobSpecValidator.Validate(Valid with { ValSize = 2.5 }, Qwen)).Field);
     }
 
     [Fact]

@@ -6,11 +6,12 @@ namespace LongSeqService.Api.Infrastructure;
 /// <summary>Problem details (RFC 7807) in the shapes the endpoints use.</summary>
 public static class Problems
 {
-    /// <summary>422 with <c>errors</c> keyed by the field at fault.</summary>
-    public static ProblemHttpResult Invalid(IEnumerable<SpecError> errors, string title = "The request is not valid", IDictionary<string, object?>? extensions = null)
+    /// <summary>422 (or <paramref name="status"/>) with <c>errors</c> keyed by the field at fault.</summary>
+    public static ProblemHttpResult Invalid(IEnumerable<SpecError> errors, string title = "The request is not valid", IDictionary<string, object?>? extensions = null,
+        int status = StatusCodes.Status422UnprocessableEntity)
     {
         var byField = errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
-        var problem = new HttpValidationProblemDetails(byField) { Status = StatusCodes.Status422UnprocessableEntity, Title = title };
+        var problem = new HttpValidationProblemDetails(byField) { Status = status, Title = title };
         if (extensions != null) foreach (var (k, v) in extensions) problem.Extensions[k] = v;
         return TypedResults.Problem(problem);
     }

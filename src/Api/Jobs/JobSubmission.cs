@@ -20,8 +20,9 @@ namespace LongSeqService.Api.Jobs;
 public static class JobSubmission
 {
     private static readonly string[] Extra = ["idempotency_key", "priority"];
+    public const int MaxIdempotencyKey = 200;
     /// <summary>Keys the service sets itself.</summary>
-    private static readonly string[] ServiceOwned = ["output_dir", "resume_from_checkpoint", "overwrite_output_dir"];
+    private static readonly string[] ServiceOwned = [.. JobSpecKeys.All.Where(k => k.ServiceOwned).Select(k => k.Name)];
 
     public static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>> Submit(
         JsonObject body, ClaimsPrincipal user, ServiceDb db, PlacementTrigger placement, CancellationToken ct)
@@ -32,7 +33,7 @@ public static class JobSubmission
         int priority = 0;
         if (body["idempotency_key"] is { } k)
         {
-            if (k.GetValueKind() != JsonValueKind.String || k.GetValue<string>() is not { Length: > 0 and <= 200 } key) errors.Add(new("idempotency_key", "must be a string of 1 to 200 characters"));
+            if (k.GetValueKind() != JsonValueKind.String || k.GetValue<string>() is not { Length: > 0 and <= MaxIdempotencyKey } key) errors.Add(new("idempotency_key", $"must be a string of 1 to {MaxIdempotencyKey} characters"));
             else idempotencyKey = key;
         }
         if (body["priority"] is { } p)
@@ -63,8 +64,8 @@ public static class JobSubmission
             if (dataset == null) errors.Add(new("dataset", $"no dataset '{spec.Dataset}'; upload one with POST /v1/datasets and use its id"));
             else
             {
-                if (spec.Stage == "dpo" && !dataset.IsPreference) errors.Add(new("dataset", $"stage dpo needs preference data (chosen/rejected); {dataset.Id} ({dataset.Name}) has none"));
-                if (spec.Stage == "sft" && dataset.IsPreference) errors.Add(new("dataset", $"{dataset.Id} ({dataset.Name}) is preference data; use stage dpo, or an SFT dataset"));
+                if (spec.Stage == Stage.Dpo && !dataset.IsPreference) errors.Add(new("dataset", $"stage dpo needs preference data (chosen/rejected); {dataset.Id} ({dataset.Name}) has none"));
+                if (spec.Stage != Stage.Dpo && dataset.IsPreference) errors.Add(new("dataset", $"{dataset.Id} ({dataset.Name}) is preference data; use stage dpo, or an SFT dataset"));
                 if (spec.Formatting != null && spec.Formatting != dataset.Format) errors.Add(new("formatting", $"the dataset is {dataset.Format}, not {spec.Formatting}; omit formatting to use the detected one"));
             }
         }
@@ -82,7 +83,7 @@ public static class JobSubmission
         var job = new Job
         {
             Id = Guid.CreateVersion7(), TenantId = tenant, State = JobStates.Queued, Spec = JobSpecParser.ToJson(spec).ToJsonString(),
-            Model = spec.ModelNameOrPath!, Stage = spec.Stage, DatasetId = dataset!.Id, SequenceParallelSize = spec.SequenceParallelSize,
+            Model = spec.ModelNameOrPath!, Stage = spec.Stage.Wire(), DatasetId = dataset!.Id, SequenceParallelSize = spec.SequenceParallelSize,
             DataParallelSize = spec.DataParallelSize, WorldSize = spec.WorldSize, Priority = priority, IdempotencyKey = idempotencyKey,
             CreatedAt = now, UpdatedAt = now,
         };

@@ -4,6 +4,9 @@ public static class DatasetFormats
 {
     public const string Alpaca = "alpaca";
     public const string ShareGpt = "sharegpt";
+
+    /// <summary>Every format, as the job spec's <c>formatting</c> accepts them.</summary>
+    public static IReadOnlyList<string> Names { get; } = [Alpaca, ShareGpt];
 }
 
 /// <summary>A bad example: the 1-based line where it starts, its 0-based row, and what is wrong.</summary>

@@ -1,90 +1,128 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json.Serialization;
+
 namespace LongSeqService.Shared.Jobs;
 
-/// <summary>One key of the job spec: its name, group, default (as text), allowed values and meaning.</summary>
-public sealed record JobSpecKey(string Name, string Group, string Default, string Description, string[]? Allowed = null);
+/// <summary>The kind of value a key takes, as JSON Schema names it.</summary>
+public enum SpecType { String, Integer, Number, Boolean, Enum }
 
-/// <summary>Every key the job spec accepts, in reading order. Drives unknown-key errors, `--key value`
-/// overrides and the README's reference table.</summary>
-public static class JobSpecKeys
+/// <summary>One key of the job spec, read from its declaration on <see cref="JobSpec"/>.</summary>
+public sealed record JobSpecKey(string Name, string Group, string Description, SpecType Type, bool Nullable, object? Default,
+    string DefaultText, IReadOnlyList<string>? Allowed, double? Min, double? Max, bool MinExclusive, int MaxLength,
+    string? LlamaFactoryDefault, bool ServiceOwned, PropertyInfo Property)
 {
-    public static readonly string[] Stages = ["sft", "dpo"];
-    public static readonly string[] FinetuningTypes = ["full", "lora"];
-    public static readonly string[] Templates = ["default", "chatml", "qwen", "llama3"];
-    public static readonly string[] Formattings = ["alpaca", "sharegpt"];
-    public static readonly string[] SequenceParallelModes = ["zigzag-ring", "ring", "ulysses", "hybrid"];
-    public static readonly string[] Schedulers = ["cosine", "linear", "constant"];
-    public static readonly string[] Launches = ["threads", "processes"];
-    public static readonly string[] Devices = ["cpu", "cuda"];
-
-    public static readonly IReadOnlyList<JobSpecKey> All =
-    [
-        new("model_name_or_path", "model", "(required)", "A local Hugging Face directory (config.json, *.safetensors, tokenizer.json) or builtin:tiny-llama / builtin:tiny-qwen2."),
-        new("template", "model", "from the model", "Chat template that renders conversations into tokens.", Templates),
-        new("rope_theta", "model", "from config.json", "Overrides the RoPE base (raise it to extend the context)."),
-        new("stage", "method", "sft", "Training stage.", Stages),
-        new("finetuning_type", "method", "full", "Train all weights, or LoRA adapters only.", FinetuningTypes),
-        new("lora_rank", "method", "8", "LoRA rank r."),
-        new("lora_alpha", "method", "2 × lora_rank", "LoRA scaling numerator (scale = alpha / r)."),
-        new("lora_dropout", "method", "0", "Dropout on the LoRA input."),
-        new("lora_target", "method", "all", "Comma list of projections to adapt (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj) or all."),
-        new("pref_beta", "method", "0.1", "DPO β: strength of the KL anchor to the reference model."),
-        new("pref_loss", "method", "sigmoid", "DPO loss.", ["sigmoid"]),
-        new("precompute_ref_logps", "method", "false", "Compute the reference model's log-probs once before training, so it is not held in memory."),
-        new("dataset", "data", "(required)", "A dataset id (API) or a .json/.jsonl file path, relative to the config file (CLI)."),
-        new("formatting", "data", "auto-detected", "Dataset format.", Formattings),
-        new("cutoff_len", "data", "2048", "Maximum tokens per sequence after the template; longer examples are truncated, never dropping the whole answer."),
-        new("max_samples", "data", "all", "Use only the first N examples."),
-        new("val_size", "data", "0", "Fraction (0–1) or count (≥ 1) of examples held out for evaluation loss."),
-        new("packing", "data", "false", "Pack several examples into one sequence (not supported yet: refused)."),
-        new("sequence_parallel_size", "parallel", "1", "Ranks that split every sequence (ring attention / Ulysses)."),
-        new("sequence_parallel_mode", "parallel", "zigzag-ring", "How attention is split across the sequence-parallel group.", SequenceParallelModes),
-        new("ulysses_degree", "parallel", "auto", "hybrid only: the Ulysses sub-group size (must divide sequence_parallel_size and the head count)."),
-        new("data_parallel_size", "parallel", "1", "Replicas that see different micro-batches; the run needs sequence_parallel_size × data_parallel_size slots."),
-        new("launch", "parallel", "threads", "Ranks as threads of one process, or one process per rank (MPI).", Launches),
-        new("device", "parallel", "cpu", "Compute device.", Devices),
-        new("per_device_train_batch_size", "train", "1", "Sequences per rank per micro-batch."),
-        new("per_device_eval_batch_size", "train", "1", "Sequences per rank per evaluation batch."),
-        new("gradient_accumulation_steps", "train", "1", "Micro-batches per optimizer step; the loss is normalised by the label tokens of the whole step."),
-        new("learning_rate", "train", "5e-5", "Peak learning rate of AdamW."),
-        new("num_train_epochs", "train", "3", "Epochs over the training set (ignored when max_steps > 0)."),
-        new("max_steps", "train", "-1", "Optimizer steps to run; overrides num_train_epochs when > 0."),
-        new("lr_scheduler_type", "train", "cosine", "Learning-rate schedule after warm-up.", Schedulers),
-        new("warmup_ratio", "train", "0", "Fraction of the steps spent warming up linearly."),
-        new("warmup_steps", "train", "0", "Warm-up steps (wins over warmup_ratio when > 0)."),
-        new("max_grad_norm", "train", "1.0", "Clip the global gradient norm to this (0 disables)."),
-        new("weight_decay", "train", "0", "AdamW decoupled weight decay."),
-        new("adam_beta1", "train", "0.9", "AdamW β1."),
-        new("adam_beta2", "train", "0.999", "AdamW β2."),
-        new("adam_epsilon", "train", "1e-8", "AdamW ε."),
-        new("seed", "train", "42", "Seed for initialisation, shuffling and dropout; same seed, same run."),
-        new("bf16", "train", "false", "Train in bfloat16 (fp32 otherwise)."),
-        new("gradient_checkpointing", "train", "false", "Recompute each decoder layer in backward instead of storing its activations."),
-        new("eval_steps", "train", "at the end", "Evaluate on the validation split every N steps (needs val_size)."),
-        new("output_dir", "output", "(required for the CLI)", "Where the model, logs and checkpoints go."),
-        new("overwrite_output_dir", "output", "false", "Allow writing into a non-empty output_dir."),
-        new("logging_steps", "output", "10", "Log every N optimizer steps (trainer_log.jsonl, progress)."),
-        new("save_steps", "output", "500", "Write checkpoint-<step>/ every N optimizer steps."),
-        new("save_total_limit", "output", "unlimited", "Keep only the newest N checkpoints."),
-        new("resume_from_checkpoint", "output", "none", "A checkpoint-<step> directory (or true: the newest in output_dir) to resume from exactly."),
-    ];
-
-    /// <summary>LLaMA-Factory keys that copied configs often carry and that change nothing here: accepted with a warning.</summary>
-    public static readonly IReadOnlySet<string> IgnoredLlamaFactoryKeys = new HashSet<string>
+    /// <summary>"1 to 1024", "> 0 and ≤ 1": the bounds as a message says them.</summary>
+    public string Range => (Min, Max) switch
     {
-        "do_train", "do_eval", "plot_loss", "overwrite_cache", "preprocessing_num_workers", "report_to", "ddp_timeout",
-        "trust_remote_code", "dataset_dir", "eval_strategy", "evaluation_strategy", "save_strategy", "dataloader_num_workers",
-        "flash_attn", "run_name", "logging_dir", "save_only_model", "fp16",
+        ({ } lo, { } hi) when MinExclusive => $"> {Num(lo)} and ≤ {Num(hi)}",
+        ({ } lo, { } hi) => $"{Num(lo)} to {Num(hi)}",
+        _ => "",
     };
 
+    public static string Num(double x) => x.ToString(Math.Abs(x) >= 1e6 && x == Math.Floor(x) ? "0.###e+0" : "0.#######", CultureInfo.InvariantCulture);
+}
+
+/// <summary>A LLaMA-Factory key that copied configs carry and that changes nothing here: accepted with one
+/// warning saying why it is ignored.</summary>
+public sealed record IgnoredKey(string Name, string Why);
+
+/// <summary>
+/// Every key the job spec accepts, derived from the declarations on <see cref="JobSpec"/>, plus the
+/// LLaMA-Factory keys accepted with a warning. Drives the parser, the validator, unknown-key errors, the
+/// API's schema and the README's table.
+/// </summary>
+public static class JobSpecKeys
+{
+    public static readonly IReadOnlyList<JobSpecKey> All = Read();
+
+    /// <summary>LLaMA-Factory's DeepSpeed config file: read by the CLI for its ZeRO stage (→ zero_stage).</summary>
+    public const string DeepSpeed = "deepspeed";
+
+    /// <summary>Keys of LLaMA-Factory's examples (examples/train_*, 360-LLaMA-Factory's 360-example.sh) that
+    /// change nothing here.</summary>
+    public static readonly IReadOnlyList<IgnoredKey> Ignored =
+    [
+        new("do_train", "training is what `trainer train` and POST /v1/jobs do"),
+        new("do_eval", "the evaluation loss runs whenever val_size or eval_dataset is set"),
+        new("plot_loss", "the loss curve is in trainer_log.jsonl and on the dashboard"),
+        new("cache_dir", "nothing is downloaded, so there is no download cache"),
+        new("overwrite_cache", "tokenized datasets are not cached"),
+        new("preprocessing_num_workers", "tokenization runs on the trainer's own threads"),
+        new("dataloader_num_workers", "batches are built on the trainer's own threads"),
+        new("ddp_timeout", "ranks wait for each other without a timeout"),
+        new("report_to", "metrics go to trainer_log.jsonl and the service"),
+        new("logging_dir", "logs go to output_dir/trainer_log.jsonl"),
+        new("run_name", "the service names runs by job id"),
+        new("trust_remote_code", "no model code is ever run; architectures are built in"),
+        new("flash_attn", "attention kernels are chosen by sequence_parallel_mode"),
+        new("attn", "attention kernels are chosen by sequence_parallel_mode"),
+        new("enable_liger_kernel", "the LM head and loss are always fused and chunked"),
+        new("use_unsloth_gc", "gradient checkpointing is gradient_checkpointing"),
+        new("disable_gradient_checkpointing", "checkpointing here is off unless gradient_checkpointing: true"),
+        new("save_strategy", "checkpoints are written every save_steps"),
+        new("eval_strategy", "evaluation runs every eval_steps, or at the end"),
+        new("evaluation_strategy", "evaluation runs every eval_steps, or at the end"),
+        new("save_only_model", "checkpoints always hold what an exact resume needs"),
+        new("fp16", "fp16 is not used (bf16 or fp32)"),
+    ];
+
+    /// <summary>The chat templates <c>template</c> accepts (the template catalog is their source).</summary>
+    public static IReadOnlyList<string> Templates => Data.ChatTemplate.Names;
+
     private static readonly Dictionary<string, JobSpecKey> ByName = All.ToDictionary(k => k.Name);
+    private static readonly Dictionary<string, IgnoredKey> IgnoredByName = Ignored.ToDictionary(k => k.Name);
 
     public static bool TryGet(string name, out JobSpecKey key) => ByName.TryGetValue(name, out key!);
+    public static bool IsIgnored(string name, out IgnoredKey key) => IgnoredByName.TryGetValue(name, out key!);
 
-    /// <summary>The closest valid key by edit distance, when it is close enough to be a likely typo.</summary>
+    /// <summary>Longest key name; an unknown key much longer than this cannot be a typo of one.</summary>
+    private static readonly int LongestName = All.Max(k => k.Name.Length);
+
+    /// <summary>The closest valid key by edit distance, when it is close enough to be a likely typo. Bounded:
+    /// a name longer than any key plus the distance allowed is never compared (a 20 MB key costs nothing).</summary>
     public static string? Suggest(string unknown)
     {
-        var best = All.Select(k => (k.Name, d: EditDistance.Levenshtein(unknown.ToLowerInvariant(), k.Name)))
-                      .OrderBy(x => x.d).First();
-        return best.d <= Math.Max(2, unknown.Length / 3) || best.Name.Contains(unknown) || unknown.Contains(best.Name) ? best.Name : null;
+        if (unknown.Length == 0 || unknown.Length > 2 * LongestName) return null;
+        var lower = unknown.ToLowerInvariant();
+        var best = All.Select(k => (k.Name, d: EditDistance.Levenshtein(lower, k.Name))).OrderBy(x => x.d).First();
+        return best.d <= Math.Max(2, unknown.Length / 3) || best.Name.Contains(lower) || lower.Contains(best.Name) ? best.Name : null;
     }
+
+    private static List<JobSpecKey> Read()
+    {
+        var defaults = new JobSpec();
+        var keys = new List<JobSpecKey>();
+        foreach (var p in typeof(JobSpec).GetProperties().OrderBy(p => p.MetadataToken))
+        {
+            var name = p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name;
+            if (name == null) continue;
+            var a = p.GetCustomAttribute<SpecKeyAttribute>() ?? throw new InvalidOperationException($"JobSpec.{p.Name} ({name}) has no [SpecKey] declaration");
+            var underlying = System.Nullable.GetUnderlyingType(p.PropertyType);
+            var t = underlying ?? p.PropertyType;
+            bool nullable = underlying != null || new NullabilityInfoContext().Create(p).WriteState == NullabilityState.Nullable;
+            var type = t == typeof(string) ? SpecType.String : t == typeof(int) ? SpecType.Integer : t == typeof(double) ? SpecType.Number
+                     : t == typeof(bool) ? SpecType.Boolean : t.IsEnum ? SpecType.Enum
+                     : throw new InvalidOperationException($"JobSpec.{p.Name}: no spec type for {t}");
+            IReadOnlyList<string>? allowed = t.IsEnum ? WireNames.Names(t)
+                : a.Catalog?.GetProperty("Names", BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as IReadOnlyList<string>;
+            if (a.Catalog != null && allowed == null) throw new InvalidOperationException($"{a.Catalog} has no static Names");
+            var value = p.GetValue(defaults);
+            bool numeric = type is SpecType.Integer or SpecType.Number;
+            if (numeric && (double.IsNaN(a.Min) || double.IsNaN(a.Max))) throw new InvalidOperationException($"{name}: a number key needs Min and Max");
+            keys.Add(new JobSpecKey(name, a.Group, a.Description, type, nullable, value, a.DefaultText ?? DefaultText(value),
+                allowed, numeric ? a.Min : null, numeric ? a.Max : null, a.MinExclusive, a.MaxLength, a.LlamaFactoryDefault, a.ServiceOwned, p));
+        }
+        return keys;
+    }
+
+    private static string DefaultText(object? value) => value switch
+    {
+        null => "none",
+        bool b => b ? "true" : "false",
+        double d => JobSpecKey.Num(d),
+        int i => i.ToString(CultureInfo.InvariantCulture),
+        Enum e => WireNames.Names(e.GetType())[Convert.ToInt32(e, CultureInfo.InvariantCulture)],
+        _ => value.ToString() ?? "",
+    };
 }

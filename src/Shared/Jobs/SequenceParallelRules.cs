@@ -9,16 +9,16 @@ namespace LongSeqService.Shared.Jobs;
 public static class SequenceParallelRules
 {
     /// <summary>Returns null when the layout works, otherwise a message saying what would.</summary>
-    public static string? Check(string mode, int n, int heads, int kvHeads, int? ulyssesDegree)
+    public static string? Check(SequenceParallelMode mode, int n, int heads, int kvHeads, int? ulyssesDegree)
     {
         if (n < 1) return $"sequence_parallel_size must be at least 1 (got {n})";
         if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0)
             return $"num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kvHeads})";
         switch (mode)
         {
-            case "zigzag-ring" or "ring":
-                return ulyssesDegree is null ? null : $"ulysses_degree applies only to sequence_parallel_mode 'hybrid' (mode is '{mode}')";
-            case "ulysses":
+            case SequenceParallelMode.ZigzagRing or SequenceParallelMode.Ring:
+                return ulyssesDegree is null ? null : $"ulysses_degree applies only to sequence_parallel_mode 'hybrid' (mode is '{mode.Wire()}')";
+            case SequenceParallelMode.Ulysses:
                 if (ulyssesDegree is not null) return "ulysses_degree applies only to sequence_parallel_mode 'hybrid'";
                 if (heads % n == 0) return null;
                 var sizes = Divisors(heads).Where(d => d > 1).Take(4).ToList();
@@ -26,14 +26,14 @@ public static class SequenceParallelRules
                 var alternatives = auto > 1 ? $"use 'hybrid' (ulysses_degree {auto} × ring {n / auto}) or 'zigzag-ring'" : "use 'hybrid' (a pure ring here) or 'zigzag-ring'";
                 return $"sequence_parallel_mode 'ulysses' needs num_attention_heads ({heads}) divisible by sequence_parallel_size ({n}); " +
                        alternatives + (sizes.Count > 0 ? $", or sequence_parallel_size {Or(sizes)}" : "");
-            case "hybrid":
+            case SequenceParallelMode.Hybrid:
                 if (ulyssesDegree is not { } u) return null; // chosen automatically
                 if (u < 1 || n % u != 0 || heads % u != 0)
                     return $"ulysses_degree ({u}) must divide both sequence_parallel_size ({n}) and num_attention_heads ({heads}); " +
                            $"use {Or(Divisors(n).Where(d => heads % d == 0))} (or leave it unset to choose automatically)";
                 return null;
             default:
-                return $"unknown mode '{mode}'; use one of {string.Join(", ", JobSpecKeys.SequenceParallelModes)}";
+                return $"unknown mode {mode}; use one of {string.Join(", ", WireNames.Names(typeof(SequenceParallelMode)))}";
         }
     }
 

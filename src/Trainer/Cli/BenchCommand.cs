@@ -40,15 +40,15 @@ public static class BenchCommand
                 var spec = new JobSpec
                 {
                     ModelNameOrPath = model, Dataset = "(synthetic)", SequenceParallelSize = n,
-                    SequenceParallelMode = cli.Get("mode") ?? "zigzag-ring", UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null,
-                    CutoffLen = t, LearningRate = 1e-4, LrSchedulerType = "constant", Bf16 = dtype == ScalarType.BFloat16,
+                    SequenceParallelMode = SequenceParallelPlan.ParseMode(cli.Get("mode") ?? "zigzag-ring"), UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null,
+                    CutoffLen = t, LearningRate = 1e-4, LrSchedulerType = LrSchedulerType.Constant, Bf16 = dtype == ScalarType.BFloat16,
                     GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1, Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
                 };
                 CheckRuns.Validate(spec, shape);
                 var r = Measure(spec, shape, dtype, t, steps, warmup, threads);
                 results.Add(r);
                 if (!cli.Has("json"))
-                    Console.WriteLine($"T={t,6} sp={n} {spec.SequenceParallelMode,-11} {dtype.ToString().ToLowerInvariant(),-8} threads/rank={threads}  " +
+                    Console.WriteLine($"T={t,6} sp={n} {spec.SequenceParallelMode.Wire(),-11} {dtype.ToString().ToLowerInvariant(),-8} threads/rank={threads}  " +
                         $"{r["tokens_per_sec"],8} tok/s  step {r["step_seconds"]} s  attention compute/rank [{string.Join(", ", r["rank_attention_compute_seconds"]!.AsArray())}] s " +
                         $"wait [{string.Join(", ", r["rank_attention_wait_seconds"]!.AsArray())}] s (imbalance {r["attention_imbalance"]})  " + Memory(r));
             }
@@ -63,7 +63,7 @@ public static class BenchCommand
 
     public static JsonObject Measure(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, int steps, int warmup, int threadsPerRank)
     {
-        if (spec.Launch == "processes") return MeasureProcesses(spec, shape, dtype, seqLen, steps, warmup, threadsPerRank);
+        if (spec.Launch == Launch.Processes) return MeasureProcesses(spec, shape, dtype, seqLen, steps, warmup, threadsPerRank);
         var options = new RunOptions(IntraOpThreadsPerRank: threadsPerRank);
         int count = Math.Max(steps, warmup);
         if (warmup > 0) new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup }, shape, dtype, count, seqLen, exactLength: true), options: options).Execute();
@@ -76,7 +76,7 @@ public static class BenchCommand
         double stepSeconds = clock.Seconds.Average();
         return AddAttention(result.RankAttention, steps, new JsonObject
         {
-            ["model"] = spec.ModelNameOrPath, ["seq_len"] = seqLen, ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode,
+            ["model"] = spec.ModelNameOrPath, ["seq_len"] = seqLen, ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode.Wire(),
             ["dtype"] = dtype.ToString().ToLowerInvariant(), ["threads_per_rank"] = threadsPerRank, ["steps"] = steps,
             ["gradient_checkpointing"] = spec.GradientCheckpointing,
             ["step_seconds"] = Math.Round(stepSeconds, 4),
@@ -104,7 +104,7 @@ public static class BenchCommand
         double stepSeconds = timed.Average();
         return AddAttention(result.RankAttention, warmup + steps, new JsonObject
         {
-            ["model"] = spec.ModelNameOrPath, ["seq_len"] = seqLen, ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode,
+            ["model"] = spec.ModelNameOrPath, ["seq_len"] = seqLen, ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode.Wire(),
             ["dtype"] = dtype.ToString().ToLowerInvariant(), ["threads_per_rank"] = threadsPerRank, ["steps"] = steps, ["launch"] = "processes",
             ["gradient_checkpointing"] = spec.GradientCheckpointing,
             ["step_seconds"] = Math.Round(stepSeconds, 4),

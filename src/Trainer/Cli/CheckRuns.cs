@@ -39,10 +39,10 @@ public static class CheckRuns
     public static PreparedRun Prepare(JobSpec spec, ModelShape shape, ScalarType dtype, TrainingData train) =>
         new(spec, shape, new ModelFactory(spec, dtype, tokenizerDir: null), OutputDir: null, train, TrainingData.Empty, PadId: 0, Notes: []);
 
-    public static string ParseLaunch(string? launch) => launch switch
+    public static Launch ParseLaunch(string? launch) => launch switch
     {
-        null or "threads" => "threads",
-        "processes" => "processes",
+        null or "threads" => Launch.Threads,
+        "processes" => Launch.Processes,
         _ => throw new CliException($"--launch: '{launch}' is not one of threads, processes"),
     };
 

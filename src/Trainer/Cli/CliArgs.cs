@@ -4,7 +4,9 @@ namespace LongSeqService.Trainer.Cli;
 public sealed class CliException(string message) : Exception(message);
 
 /// <summary>
-/// Positional arguments and <c>--key value</c> / <c>--key=value</c> / bare <c>--flag</c> options, in order.
+/// Positional arguments and <c>--key value</c> / <c>--key=value</c> / bare <c>--flag</c> options, in order,
+/// as Hugging Face's argument parser (and so LLaMA-Factory's) reads them: a flag's value is the next
+/// argument unless that is another option, so <c>--do_train --bf16 True --plot_loss</c> is three flags.
 /// Dashes in keys become underscores, so <c>--cutoff-len</c> and <c>--cutoff_len</c> are the same key.
 /// </summary>
 public sealed class CliArgs
@@ -12,7 +14,7 @@ public sealed class CliArgs
     public List<string> Positional { get; } = [];
     public List<KeyValuePair<string, string?>> Options { get; } = [];
 
-    public static CliArgs Parse(IEnumerable<string> args, ISet<string>? flags = null)
+    public static CliArgs Parse(IEnumerable<string> args, IReadOnlySet<string>? flags = null)
     {
         var r = new CliArgs();
         var list = args.ToList();
@@ -23,9 +25,11 @@ public sealed class CliArgs
             var body = a[2..];
             int eq = body.IndexOf('=');
             string key = (eq >= 0 ? body[..eq] : body).Replace('-', '_');
+            bool valueFollows = i + 1 < list.Count && !list[i + 1].StartsWith("--", StringComparison.Ordinal);
+            if (key.Length == 0) throw new CliException($"'{a}' is not an option (--key value)");
             if (eq >= 0) r.Options.Add(new(key, body[(eq + 1)..]));
+            else if (valueFollows) r.Options.Add(new(key, list[++i]));
             else if (flags?.Contains(key) == true) r.Options.Add(new(key, "true"));
-            else if (i + 1 < list.Count && !(list[i + 1].StartsWith("--", StringComparison.Ordinal))) r.Options.Add(new(key, list[++i]));
             else throw new CliException($"--{key} needs a value (--{key} VALUE)");
         }
         return r;

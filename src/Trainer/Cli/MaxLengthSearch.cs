@@ -1,3 +1,4 @@
+using LongSeqService.Trainer.Parallel;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LongSeqService.Shared.Jobs;
@@ -31,10 +32,10 @@ public static class MaxLengthSearch
         {
             var spec = new JobSpec
             {
-                ModelNameOrPath = model, Dataset = "(synthetic)", SequenceParallelSize = n, SequenceParallelMode = cli.Get("mode") ?? "zigzag-ring",
+                ModelNameOrPath = model, Dataset = "(synthetic)", SequenceParallelSize = n, SequenceParallelMode = SequenceParallelPlan.ParseMode(cli.Get("mode") ?? "zigzag-ring"),
                 UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u, CultureInfo.InvariantCulture) : null,
-                LearningRate = 1e-4, LrSchedulerType = "constant", Bf16 = dtype == ScalarType.BFloat16,
-                GradientCheckpointing = true, LoggingSteps = 1, Launch = "processes",
+                LearningRate = 1e-4, LrSchedulerType = LrSchedulerType.Constant, Bf16 = dtype == ScalarType.BFloat16,
+                GradientCheckpointing = true, LoggingSteps = 1, Launch = Launch.Processes,
             };
             CheckRuns.Validate(spec, shape);
             int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / n));
@@ -82,7 +83,7 @@ public static class MaxLengthSearch
         }
         return new JsonObject
         {
-            ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode, ["model"] = spec.ModelNameOrPath,
+            ["sp"] = spec.SequenceParallelSize, ["mode"] = spec.SequenceParallelMode.Wire(), ["model"] = spec.ModelNameOrPath,
             ["dtype"] = dtype.ToString().ToLowerInvariant(), ["rank_memory_limit_bytes"] = limit, ["max_len"] = lo,
             ["first_over_limit"] = hi == int.MaxValue ? null : hi, ["capped"] = capped, ["probes"] = probes,
         };

@@ -1,3 +1,4 @@
+using LongSeqService.Trainer.Parallel;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -33,13 +34,13 @@ public static class ParityCommand
 
         var spec = new JobSpec
         {
-            ModelNameOrPath = model, Dataset = "(synthetic)", Stage = cli.Get("stage") ?? "sft",
-            FinetuningType = cli.Get("finetuning_type") ?? "full", LoraTarget = "all",
-            SequenceParallelSize = sp, SequenceParallelMode = cli.Get("mode") ?? "zigzag-ring", DataParallelSize = dp,
+            ModelNameOrPath = model, Dataset = "(synthetic)", Stage = WireNames.Parse<Stage>(cli.Get("stage") ?? "sft"),
+            FinetuningType = WireNames.Parse<FinetuningType>(cli.Get("finetuning_type") ?? "full"), LoraTarget = "all",
+            SequenceParallelSize = sp, SequenceParallelMode = SequenceParallelPlan.ParseMode(cli.Get("mode") ?? "zigzag-ring"), DataParallelSize = dp,
             UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null,
             PerDeviceTrainBatchSize = batch, GradientAccumulationSteps = gradAcc, MaxSteps = steps, CutoffLen = seqLen,
             LearningRate = double.Parse(cli.Get("learning_rate") ?? "1e-3", System.Globalization.CultureInfo.InvariantCulture),
-            LrSchedulerType = "constant", Seed = cli.Int("seed", 42), LoggingSteps = 1,
+            LrSchedulerType = LrSchedulerType.Constant, Seed = cli.Int("seed", 42), LoggingSteps = 1,
             GradientCheckpointing = cli.Has("gradient_checkpointing"), Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
         };
         CheckRuns.Validate(spec, shape);
@@ -47,21 +48,21 @@ public static class ParityCommand
 
         var clock = Stopwatch.StartNew();
         // The reference: one rank holding whole sequences, the same global batch in one replica, in this process.
-        var reference = new TrainingRun(CheckRuns.Prepare(spec with { SequenceParallelSize = 1, SequenceParallelMode = "zigzag-ring", UlyssesDegree = null,
-            DataParallelSize = 1, PerDeviceTrainBatchSize = batch * dp, Launch = "threads" }, shape, dtype, count, seqLen, exactLength: false),
+        var reference = new TrainingRun(CheckRuns.Prepare(spec with { SequenceParallelSize = 1, SequenceParallelMode = SequenceParallelMode.ZigzagRing, UlyssesDegree = null,
+            DataParallelSize = 1, PerDeviceTrainBatchSize = batch * dp, Launch = Launch.Threads }, shape, dtype, count, seqLen, exactLength: false),
             options: new RunOptions(true, true)).Execute();
         var parallel = new TrainingRun(CheckRuns.Prepare(spec, shape, dtype, count, seqLen, exactLength: false), options: new RunOptions(true, true)).Execute();
 
         var report = Compare(reference, parallel, dtype);
-        report["model"] = model; report["sp"] = sp; report["dp"] = dp; report["mode"] = spec.SequenceParallelMode;
+        report["model"] = model; report["sp"] = sp; report["dp"] = dp; report["mode"] = spec.SequenceParallelMode.Wire();
         report["seq_len"] = seqLen; report["dtype"] = dtype.ToString().ToLowerInvariant(); report["steps"] = steps;
-        report["stage"] = spec.Stage; report["finetuning_type"] = spec.FinetuningType; report["batch_size"] = batch;
-        report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch; report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
+        report["stage"] = spec.Stage.Wire(); report["finetuning_type"] = spec.FinetuningType.Wire(); report["batch_size"] = batch;
+        report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch.Wire(); report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
         bool passed = report["passed"]!.GetValue<bool>();
         if (json) Console.WriteLine(report.ToJsonString());
         else
         {
-            Console.WriteLine($"parity {model} {spec.Stage}/{spec.FinetuningType} sp={sp} ({spec.SequenceParallelMode}) dp={dp} T={seqLen} {report["dtype"]}, {steps} steps, ranks as {spec.Launch}");
+            Console.WriteLine($"parity {model} {spec.Stage.Wire()}/{spec.FinetuningType.Wire()} sp={sp} ({spec.SequenceParallelMode.Wire()}) dp={dp} T={seqLen} {report["dtype"]}, {steps} steps, ranks as {spec.Launch.Wire()}");
             Console.WriteLine($"  max |loss_N − loss_1|          {Show(report["max_loss_abs_diff"])}   (tolerance {report["tolerance"]!["loss_abs"]})");
             Console.WriteLine($"  ‖g_N − g_1‖ / ‖g_1‖ (step 1)   {Show(report["max_grad_rel_diff"])}   (tolerance {report["tolerance"]!["grad_rel"]})");
             Console.WriteLine($"  max |θ_N − θ_1| (last step)    {Show(report["max_param_abs_diff"])}   (tolerance {report["tolerance"]!["param_abs"]})");

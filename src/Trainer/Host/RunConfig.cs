@@ -1,13 +1,13 @@
-using System.Text;
-using System.Text.Json.Nodes;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using LongSeqService.Shared.Jobs;
 using LongSeqService.Shared.Runs;
 
 namespace LongSeqService.Trainer.Host;
 
-/// <summary>Writes the trainer's config.yaml for a run: the job spec with the dataset as a file path,
-/// the job's output directory, and the newest checkpoint to resume from when there is one.</summary>
+/// <summary>Writes the trainer's run file for a run: the job spec as JSON (typed as the API parsed it; the
+/// trainer reads it with the same parser), with the dataset as a file path, the job's output directory,
+/// and the newest checkpoint to resume from when there is one.</summary>
 public static partial class RunConfig
 {
     [GeneratedRegex(@"^checkpoint-(\d+)$")] private static partial Regex CheckpointName();
@@ -21,17 +21,11 @@ public static partial class RunConfig
             OverwriteOutputDir = true,
             ResumeFromCheckpoint = resumeFrom,
         });
-        var yaml = new StringBuilder($"# attempt {run.Attempt} of job {run.JobId}, written by the trainer host\n");
-        foreach (var (key, value) in spec)
-            if (value != null) yaml.Append(key).Append(": ").Append(Scalar(value)).Append('\n');
         Directory.CreateDirectory(run.RunDir);
-        var path = Path.Combine(run.RunDir, "config.yaml");
-        File.WriteAllText(path, yaml.ToString());
+        var path = Path.Combine(run.RunDir, "config.json");
+        File.WriteAllText(path, spec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return path;
     }
-
-    /// <summary>JSON scalars are valid YAML flow scalars ("text" with escapes, numbers, true/false).</summary>
-    private static string Scalar(JsonNode value) => value.ToJsonString();
 
     /// <summary>The complete checkpoint-&lt;step&gt; folder (it has trainer_state.json, which the trainer
     /// writes last) with the highest step, or null. A folder cut short by a dying host is skipped.</summary>

@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Jobs;
 using TorchSharp;
 using static TorchSharp.torch;
 

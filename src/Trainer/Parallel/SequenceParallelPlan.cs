@@ -62,7 +62,7 @@ public sealed class SequenceParallelPlan
             SequenceParallelMode.Hybrid when size >= 1 && numHeads >= 1 => ulyssesDegree ?? AutoUlyssesDegree(size, numHeads),
             _ => 1,
         };
-        return SequenceParallelRules.Check(Name(mode), size, numHeads, numKeyValueHeads, ulyssesDegree);
+        return SequenceParallelRules.Check(mode, size, numHeads, numKeyValueHeads, ulyssesDegree);
     }
 
     /// <summary>Hybrid's default: the largest divisor of N that divides the query heads (K/V heads are repeated as needed).</summary>

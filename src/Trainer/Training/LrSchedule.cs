@@ -1,3 +1,5 @@
+using LongSeqService.Shared.Jobs;
+
 namespace LongSeqService.Trainer.Training;
 
 /// <summary>
@@ -6,9 +8,9 @@ namespace LongSeqService.Trainer.Training;
 /// number of optimizer steps already taken (0 for the first step), so a resumed run needs no state
 /// beyond the step counter.
 /// </summary>
-public sealed record LrSchedule(string Type, double PeakLr, int WarmupSteps, int TotalSteps)
+public sealed record LrSchedule(LrSchedulerType Type, double PeakLr, int WarmupSteps, int TotalSteps)
 {
-    public static LrSchedule From(string type, double peakLr, int totalSteps, int warmupSteps, double warmupRatio) =>
+    public static LrSchedule From(LrSchedulerType type, double peakLr, int totalSteps, int warmupSteps, double warmupRatio) =>
         new(type, peakLr, warmupSteps > 0 ? warmupSteps : (int)Math.Ceiling(warmupRatio * totalSteps), totalSteps);
 
     public double At(int step)
@@ -17,10 +19,10 @@ public sealed record LrSchedule(string Type, double PeakLr, int WarmupSteps, int
         double progress = (double)(step - WarmupSteps) / Math.Max(1, TotalSteps - WarmupSteps);
         return Type switch
         {
-            "cosine" => PeakLr * Math.Max(0.0, 0.5 * (1.0 + Math.Cos(Math.PI * progress))),
-            "linear" => PeakLr * Math.Max(0.0, 1.0 - progress),
-            "constant" => PeakLr,
-            _ => throw new ArgumentException($"unknown lr_scheduler_type '{Type}'"),
+            LrSchedulerType.Cosine => PeakLr * Math.Max(0.0, 0.5 * (1.0 + Math.Cos(Math.PI * progress))),
+            LrSchedulerType.Linear => PeakLr * Math.Max(0.0, 1.0 - progress),
+            LrSchedulerType.Constant => PeakLr,
+            _ => throw new ArgumentOutOfRangeException(nameof(Type), Type, "unknown lr_scheduler_type"),
         };
     }
 }

@@ -16,7 +16,7 @@ public sealed class ModelFactory(JobSpec spec, ScalarType dtype, string? tokeniz
     private static readonly object BuildLock = new();
 
     public ScalarType DType => dtype;
-    public bool IsLora => spec.FinetuningType == "lora";
+    public bool IsLora => spec.FinetuningType == FinetuningType.Lora;
 
     /// <summary>The policy (trainable) and, when DPO needs one in memory, a frozen reference copy.</summary>
     public (CausalLM Policy, CausalLM? Reference) Create(IAttention attention, bool withReference)

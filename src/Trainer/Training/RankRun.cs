@@ -55,7 +55,7 @@ public sealed class RankRun
         var dpGroup = world.Split(Enumerable.Range(0, dp).Select(d => d * sp + spRank).ToArray());
         var plan = SequenceParallelPlan.Create(_spec.SequenceParallelMode, sp, _prep.Shape.NumAttentionHeads, _prep.Shape.NumKeyValueHeads, _spec.UlyssesDegree);
         var ctx = new RankContext(world, spGroup, dpGroup, full => plan.Shard(full, spRank));
-        bool needsReference = _spec.Stage == "dpo" && !_spec.PrecomputeRefLogps && _spec.FinetuningType == "full";
+        bool needsReference = _spec.Stage == Stage.Dpo && !_spec.PrecomputeRefLogps && _spec.FinetuningType == FinetuningType.Full;
         var (model, reference) = _prep.Models.Create(plan.CreateAttention(spGroup, timer: timer), needsReference);
         try
         {

@@ -67,7 +67,7 @@ public sealed class RankTrainer : IDisposable
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
         _trainable = named.Select(p => p.parameter).ToArray();
         Optimizer = new AdamW(named.Select(p => (p.name, (Tensor)p.parameter)), spec.AdamBeta1, spec.AdamBeta2, spec.AdamEpsilon, spec.WeightDecay);
-        if (spec.Stage == "dpo" && spec.PrecomputeRefLogps)
+        if (spec.Stage == Stage.Dpo && spec.PrecomputeRefLogps)
         {
             // Without a reference model in memory, the initial weights are the reference only now, before training.
             _refLogps = PrecomputeReferenceLogps(_pairs!);
@@ -91,11 +91,11 @@ public sealed class RankTrainer : IDisposable
         // data-parallel replica — which is known before any forward pass.
         var micro = Enumerable.Range(0, _schedule.GradientAccumulationSteps)
             .Select(m => Enumerable.Range(0, _ctx.Dp.WorldSize).Select(d => _schedule.Examples(step, m, d)).ToArray()).ToArray();
-        double denominator = _spec.Stage == "dpo"
+        double denominator = _spec.Stage == Stage.Dpo
             ? micro.Sum(m => m.Sum(d => d.Length))
             : micro.Sum(m => m.Sum(d => d.Sum(i => (long)_labelTokens[i])));
         denominator = Math.Max(denominator, 1);
-        long tokens = micro.Sum(m => m.Sum(d => d.Sum(i => _spec.Stage == "dpo"
+        long tokens = micro.Sum(m => m.Sum(d => d.Sum(i => _spec.Stage == Stage.Dpo
             ? (long)_pairs![i].Chosen.InputIds.Length + _pairs[i].Rejected.InputIds.Length
             : _sft![i].InputIds.Length)));
 
@@ -104,7 +104,7 @@ public sealed class RankTrainer : IDisposable
         {
             var mine = m[_ctx.DpRank];
             if (mine.Length == 0) continue;         // an epoch's short tail: this replica has nothing, the others do
-            if (_spec.Stage == "dpo") DpoMicroBatch(mine, denominator, sums);
+            if (_spec.Stage == Stage.Dpo) DpoMicroBatch(mine, denominator, sums);
             else SftMicroBatch(mine, denominator, sums);
         }
 
@@ -115,9 +115,9 @@ public sealed class RankTrainer : IDisposable
 
         // Figures: token sums over the whole world; DPO sums are already identical within an SP group.
         using var reduced = tensor(sums, ScalarType.Float64);
-        (_spec.Stage == "dpo" ? _ctx.Dp : _ctx.World).AllReduceSum(reduced);
+        (_spec.Stage == Stage.Dpo ? _ctx.Dp : _ctx.World).AllReduceSum(reduced);
         var r = reduced.data<double>().ToArray();
-        if (_spec.Stage == "dpo")
+        if (_spec.Stage == Stage.Dpo)
         {
             double pairsInStep = denominator;
             return new StepMetrics(r[0] / denominator, gradNorm, lr, 0, tokens, r[2] / pairsInStep, r[3] / pairsInStep, r[4] / pairsInStep, r[5] / pairsInStep);
@@ -247,7 +247,7 @@ public sealed class RankTrainer : IDisposable
         {
             using var scope = NewDisposeScope();
             var idx = Enumerable.Range(start, Math.Min(bs, _val.Count - start)).ToArray();
-            if (_spec.Stage == "dpo")
+            if (_spec.Stage == Stage.Dpo)
             {
                 using var batch = _collator.CollatePairs(idx.Select(i => _val.Pairs![i]).ToList());
                 var (ids, labels, pos) = (_ctx.Shard(batch.InputIds), _ctx.Shard(batch.Labels), _ctx.Shard(batch.PositionIds));

@@ -57,16 +57,16 @@ public static class RunPreparation
         LoadedDataset dataset;
         try { dataset = DatasetLoader.Load(datasetPath, spec.Formatting); }
         catch (DatasetException e) { throw new JobSpecException([new SpecError("dataset", e.Message)]); }
-        Fail(spec.Stage == "dpo" && !dataset.IsPreference, "dataset",
+        Fail(spec.Stage == Stage.Dpo && !dataset.IsPreference, "dataset",
             $"stage dpo needs preference data (chosen and rejected answers); {Path.GetFileName(datasetPath)} has none");
-        Fail(spec.Stage == "sft" && dataset.IsPreference, "stage",
+        Fail(spec.Stage == Stage.Sft && dataset.IsPreference, "stage",
             $"{Path.GetFileName(datasetPath)} is preference data (chosen/rejected); use stage: dpo");
 
         var notes = new List<string>();
         var encoder = new Encoder(tokenizer, template, spec.CutoffLen);
         TrainingData all;
         int skipped;
-        if (spec.Stage == "dpo")
+        if (spec.Stage == Stage.Dpo)
         {
             var enc = encoder.EncodePairwise(dataset);
             (all, skipped) = (new TrainingData(null, Limit(enc.Items, spec.MaxSamples)), enc.Skipped);

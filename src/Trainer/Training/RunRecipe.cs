@@ -18,7 +18,7 @@ public sealed record RunRecipe(JobSpec Spec, string? BaseDir, ScalarType? DType,
 /// <summary>Seeded synthetic sequences (see <see cref="SyntheticData"/>); the stage and seed come from the spec.</summary>
 public sealed record SyntheticRecipe(int Count, int SeqLen, int Vocab, bool ExactLength)
 {
-    public TrainingData Generate(JobSpec spec) => spec.Stage == "dpo"
+    public TrainingData Generate(JobSpec spec) => spec.Stage == Stage.Dpo
         ? new TrainingData(null, SyntheticData.Pairs(Count, SeqLen, Vocab, spec.Seed, ExactLength))
         : new TrainingData(SyntheticData.Sft(Count, SeqLen, Vocab, spec.Seed, ExactLength), null);
 

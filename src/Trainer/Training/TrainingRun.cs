@@ -35,7 +35,7 @@ public sealed class TrainingRun(PreparedRun prep, ITrainingObserver? observer = 
     /// per rank under mpiexec (<see cref="RankProcessLauncher"/>) — and returns the main rank's figures.</summary>
     public RunResult Execute()
     {
-        if (_spec.Launch == "processes") return RankProcessLauncher.Run(prep, observer, _options);
+        if (_spec.Launch == Launch.Processes) return RankProcessLauncher.Run(prep, observer, _options);
         var body = new RankRun(prep, _options, observer);
         var timers = Enumerable.Range(0, _spec.WorldSize).Select(_ => new AttentionTimer()).ToArray();
         var outcomes = InProcessWorld.Run(_spec.WorldSize, world => body.Run(world, timers[world.Rank], ownProcess: false));

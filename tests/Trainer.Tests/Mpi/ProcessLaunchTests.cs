@@ -23,12 +23,12 @@ public class ProcessLaunchTests
     {
         var spec = new JobSpec
         {
-            ModelNameOrPath = "builtin:tiny-llama", Dataset = "(synthetic)", SequenceParallelSize = sp, SequenceParallelMode = mode,
-            PerDeviceTrainBatchSize = 2, MaxSteps = 2, CutoffLen = 203, LearningRate = 1e-3, LrSchedulerType = "constant", LoggingSteps = 1,
-            Launch = "processes",
+            ModelNameOrPath = "builtin:tiny-llama", Dataset = "(synthetic)", SequenceParallelSize = sp, SequenceParallelMode = WireNames.Parse<SequenceParallelMode>(mode),
+            PerDeviceTrainBatchSize = 2, MaxSteps = 2, CutoffLen = 203, LearningRate = 1e-3, LrSchedulerType = LrSchedulerType.Constant, LoggingSteps = 1,
+            Launch = Launch.Processes,
         };
         var data = new SyntheticRecipe(Count: 4, SeqLen: 203, Vocab: BuiltinModels.VocabSize, ExactLength: false);
-        var reference = new TrainingRun(data.Prepare(spec with { SequenceParallelSize = 1, SequenceParallelMode = "zigzag-ring", Launch = "threads" }, ScalarType.Float64),
+        var reference = new TrainingRun(data.Prepare(spec with { SequenceParallelSize = 1, SequenceParallelMode = SequenceParallelMode.ZigzagRing, Launch = Launch.Threads }, ScalarType.Float64),
             options: new RunOptions(true, true)).Execute();
         var progress = new Recorder();
 

@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Jobs;
 using LongSeqService.Trainer.Parallel;
 using TorchSharp;
 using static LongSeqService.Trainer.Tests.Parallel.AttentionReference;

@@ -20,19 +20,19 @@ internal static class ParityRuns
     public static JobSpec Spec(string model, string stage, string finetuning, int sp = 1, string mode = "zigzag-ring", int? ulyssesDegree = null,
         int dp = 1, int batch = 2, int gradAcc = 1, int steps = 2, bool checkpointing = true, bool precompute = false) => new()
     {
-        ModelNameOrPath = model, Dataset = "(synthetic)", Stage = stage, FinetuningType = finetuning, LoraTarget = "all", LoraRank = 4,
-        SequenceParallelSize = sp, SequenceParallelMode = mode, UlyssesDegree = ulyssesDegree, DataParallelSize = dp,
+        ModelNameOrPath = model, Dataset = "(synthetic)", Stage = WireNames.Parse<Stage>(stage), FinetuningType = WireNames.Parse<FinetuningType>(finetuning), LoraTarget = "all", LoraRank = 4,
+        SequenceParallelSize = sp, SequenceParallelMode = WireNames.Parse<SequenceParallelMode>(mode), UlyssesDegree = ulyssesDegree, DataParallelSize = dp,
         PerDeviceTrainBatchSize = batch, GradientAccumulationSteps = gradAcc, MaxSteps = steps, CutoffLen = 128,
         // A large learning rate: the second step's loss and the final parameters move far enough that a
         // wrong update would show. Clipping (by the global norm) and weight decay are on, as in a real run.
-        LearningRate = 1e-2, LrSchedulerType = "constant", MaxGradNorm = 1.0, WeightDecay = 0.01, Seed = 7, LoggingSteps = 1,
+        LearningRate = 1e-2, LrSchedulerType = LrSchedulerType.Constant, MaxGradNorm = 1.0, WeightDecay = 0.01, Seed = 7, LoggingSteps = 1,
         GradientCheckpointing = checkpointing, PrecomputeRefLogps = precompute, PrefBeta = 0.5,
     };
 
     /// <summary>The single-rank reference of a spec: one rank, whole sequences, the same global batch in one micro-batch per step.</summary>
     public static JobSpec SingleRank(JobSpec spec) => spec with
     {
-        SequenceParallelSize = 1, SequenceParallelMode = "zigzag-ring", UlyssesDegree = null, DataParallelSize = 1,
+        SequenceParallelSize = 1, SequenceParallelMode = SequenceParallelMode.ZigzagRing, UlyssesDegree = null, DataParallelSize = 1,
         PerDeviceTrainBatchSize = spec.PerDeviceTrainBatchSize * spec.DataParallelSize * spec.GradientAccumulationSteps,
         GradientAccumulationSteps = 1,
     };
@@ -42,7 +42,7 @@ internal static class ParityRuns
     {
         count ??= spec.MaxSteps * spec.PerDeviceTrainBatchSize * spec.GradientAccumulationSteps * spec.DataParallelSize;
         int vocab = CheckRuns.Vocab(Shape(spec.ModelNameOrPath!));
-        if (spec.Stage != "dpo")
+        if (spec.Stage != Stage.Dpo)
             return new TrainingData(Enumerable.Range(0, count.Value).Select(i => SyntheticData.Sft(1, Lengths[i % Lengths.Length], vocab, seed + i, exactLength: true)[0]).ToList(), null);
         var pairs = Enumerable.Range(0, count.Value).Select(i =>
         {

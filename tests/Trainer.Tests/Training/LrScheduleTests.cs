@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Jobs;
 using LongSeqService.Trainer.Training;
 
 namespace LongSeqService.Trainer.Tests.Training;
@@ -14,7 +15,7 @@ public class LrScheduleTests
     [Fact]
     public void Cosine_WithWarmup_MatchesHuggingFace()
     {
-        var s = LrSchedule.From("cosine", Peak, totalSteps: 10, warmupSteps: 2, warmupRatio: 0);
+        var s = LrSchedule.From(LrSchedulerType.Cosine, Peak, totalSteps: 10, warmupSteps: 2, warmupRatio: 0);
         // warm-up: s / 2; then 0.5 (1 + cos(π (s − 2) / 8))
         Assert.Equal(0.0, s.At(0));
         Assert.Equal(0.5e-3, s.At(1), 15);
@@ -28,7 +29,7 @@ public class LrScheduleTests
     [Fact]
     public void Linear_WithWarmup_MatchesHuggingFace()
     {
-        var s = LrSchedule.From("linear", Peak, totalSteps: 10, warmupSteps: 2, warmupRatio: 0);
+        var s = LrSchedule.From(LrSchedulerType.Linear, Peak, totalSteps: 10, warmupSteps: 2, warmupRatio: 0);
         // warm-up s / 2; then (10 − s) / 8
         Assert.Equal(0.5e-3, s.At(1), 15);
         Assert.Equal(1e-3, s.At(2), 15);
@@ -41,11 +42,11 @@ public class LrScheduleTests
     [Fact]
     public void Constant_WithWarmup_MatchesHuggingFaceConstantWithWarmup()
     {
-        var s = LrSchedule.From("constant", Peak, totalSteps: 10, warmupSteps: 2, warmupRatio: 0);
+        var s = LrSchedule.From(LrSchedulerType.Constant, Peak, totalSteps: 10, warmupSteps: 2, warmupRatio: 0);
         Assert.Equal(0.0, s.At(0));
         Assert.Equal(0.5e-3, s.At(1), 15);
         Assert.All(new[] { 2, 5, 9 }, k => Assert.Equal(Peak, s.At(k)));
-        Assert.Equal(Peak, LrSchedule.From("constant", Peak, 10, 0, 0).At(0));
+        Assert.Equal(Peak, LrSchedule.From(LrSchedulerType.Constant, Peak, 10, 0, 0).At(0));
     }
 
     /// <summary>HF: warmup_steps when positive, else ceil(warmup_ratio × total steps).</summary>
@@ -55,9 +56,9 @@ public class LrScheduleTests
     [InlineData(4, 0.5, 60, 4)]
     [InlineData(0, 0.0, 60, 0)]
     public void WarmupSteps_FromRatio_RoundsUpLikeHuggingFace(int steps, double ratio, int total, int expected) =>
-        Assert.Equal(expected, LrSchedule.From("cosine", Peak, total, steps, ratio).WarmupSteps);
+        Assert.Equal(expected, LrSchedule.From(LrSchedulerType.Cosine, Peak, total, steps, ratio).WarmupSteps);
 
     [Fact]
-    public void UnknownType_Throws() =>
-        Assert.Throws<ArgumentException>(() => new LrSchedule("polynomial", Peak, 0, 10).At(3));
+    public void UndefinedType_Throws() =>
+        Assert.ThrowsAny<ArgumentException>(() => new LrSchedule((LrSchedulerType)99, Peak, 0, 10).At(3));
 }

@@ -24,17 +24,17 @@ internal sealed class RunDirs : IDisposable
     /// <summary>Tiny-llama SFT on the first rows of identity.json: short sequences, 4 steps of 2 × 2 examples.</summary>
     public static JobSpec Sft(string outputDir) => new()
     {
-        ModelNameOrPath = "builtin:tiny-llama", Stage = "sft", FinetuningType = "full", Template = "llama3",
+        ModelNameOrPath = "builtin:tiny-llama", Stage = Stage.Sft, FinetuningType = FinetuningType.Full, Template = "llama3",
         Dataset = RepoPaths.Data("identity.json"), MaxSamples = 12, CutoffLen = 48,
         PerDeviceTrainBatchSize = 2, GradientAccumulationSteps = 2, MaxSteps = 4, LearningRate = 2e-3,
-        LrSchedulerType = "cosine", WarmupSteps = 1, WeightDecay = 0.01, LoggingSteps = 1, SaveSteps = 2, Seed = 3,
+        LrSchedulerType = LrSchedulerType.Cosine, WarmupSteps = 1, WeightDecay = 0.01, LoggingSteps = 1, SaveSteps = 2, Seed = 3,
         OutputDir = outputDir,
     };
 
     /// <summary>Tiny-llama DPO on the first pairs of dpo_en_demo.json.</summary>
     public static JobSpec Dpo(string outputDir, string finetuning) => Sft(outputDir) with
     {
-        Stage = "dpo", FinetuningType = finetuning, Dataset = RepoPaths.Data("dpo_en_demo.json"), MaxSamples = 10, CutoffLen = 40,
+        Stage = Stage.Dpo, FinetuningType = WireNames.Parse<FinetuningType>(finetuning), Dataset = RepoPaths.Data("dpo_en_demo.json"), MaxSamples = 10, CutoffLen = 40,
         PrefBeta = 0.1, PrecomputeRefLogps = true, LoraRank = 4, LoraDropout = 0.1, LearningRate = 5e-3,
     };
 

@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Jobs;
 using System.Text.Json.Nodes;
 using LongSeqService.Trainer.Model;
 using LongSeqService.Trainer.Training;
@@ -35,7 +36,7 @@ public class TrainingOutputTests
         using var scope = NewDisposeScope();
         using var dirs = new RunDirs();
         var output = dirs.Path("lora");
-        var spec = RunDirs.Sft(output) with { FinetuningType = "lora", LoraRank = 4, LoraTarget = "q_proj,v_proj,down_proj", LearningRate = 1e-2 };
+        var spec = RunDirs.Sft(output) with { FinetuningType = FinetuningType.Lora, LoraRank = 4, LoraTarget = "q_proj,v_proj,down_proj", LearningRate = 1e-2 };
 
         var result = RunDirs.Train(spec);
 
