@@ -58,7 +58,7 @@ public sealed class JobBodyTests(ServiceFactory factory) : IClassFixture<Service
     public async Task Submit_NullForEveryNonNullableKey_Is422NamingEachKey()
     {
         var keys = JobSpecKeys.All.Where(k => !k.Nullable && !k.ServiceOwned).Select(k => k.Name).ToList();
-        var body = Valid(string.Concat(keys.Select(k => $", \"{k}\": null")));
+        var body = $$"""{"model_name_or_path": "builtin:tiny-llama", "dataset": "{{_sft.Id}}"{{string.Concat(keys.Select(k => $", \"{k}\": null"))}}}""";
         var errors = await RefusedAsync(body);
         foreach (var k in keys) Assert.Contains("cannot be null", errors.GetProperty(k)[0].GetString());
     }
