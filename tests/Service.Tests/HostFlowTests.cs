@@ -134,9 +134,9 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
         Assert.Contains(artifacts!, a => a.Path == "model.safetensors");
         Assert.Contains(artifacts!, a => a.Path == "checkpoint-6/step.txt");
         Assert.Equal($"weights of {job.Id}", await _client.GetStringAsync($"/v1/jobs/{job.Id}/artifacts/model.safetensors"));
-        var config = await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "jobs", job.Id.ToString(), "config.yaml"));
-        Assert.Contains($"dataset: \"{Path.Combine(factory.DataDir, "datasets", _dataset.Sha256[..2], _dataset.Sha256 + ".json")}\"", config);
-        Assert.Contains("sequence_parallel_size: 2", config);
+        var config = JobSpecParser.FromJson(System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "jobs", job.Id.ToString(), "config.json")))!.AsObject());
+        Assert.Equal(Path.Combine(factory.DataDir, "datasets", _dataset.Sha256[..2], _dataset.Sha256 + ".json"), config.Dataset);
+        Assert.Equal(2, config.SequenceParallelSize);
         var hosts = await _client.GetFromJsonAsync<List<LongSeqService.Shared.Hosts.HostDto>>("/v1/hosts", WireJson.Options);
         Assert.Equal(4, hosts!.Single(h => h.Name == HostFlowFixture.HostName).FreeSlots); // released
     }
@@ -186,8 +186,8 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
 
         Assert.Equal(JobStates.Succeeded, done.State);
         Assert.Equal(2, done.Attempt);
-        var config = await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "jobs", job.Id.ToString(), "config.yaml"));
-        Assert.Matches("resume_from_checkpoint: \".*checkpoint-(4|6)\"", config);
+        var config = await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "jobs", job.Id.ToString(), "config.json"));
+        Assert.Matches("\"resume_from_checkpoint\": \".*checkpoint-(4|6)\"", config);
         var events = (await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options))!;
         Assert.Contains(events, e => e.ToState == JobStates.Queued && e.Reason.Contains("restarted"));
         var metrics = await _client.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job.Id}/metrics", WireJson.Options);

@@ -7,7 +7,8 @@
 set -euo pipefail
 [ "${1:-}" = train ] && [ -f "${2:-}" ] || { echo "usage: fake-trainer.sh train CONFIG" >&2; exit 2; }
 config=$2
-get() { sed -n "s/^$1: //p" "$config" | tr -d '"'; }
+# The host writes the spec as indented JSON, one key per line ("key": value,).
+get() { sed -n "s/^ *\"$1\": //p" "$config" | sed 's/,$//; s/^null$//' | tr -d '"'; }
 out=$(get output_dir); steps=$(get max_steps); seed=$(get seed); resume=$(get resume_from_checkpoint)
 mkdir -p "$out"
 echo $$ > "$out/../trainer.pid"

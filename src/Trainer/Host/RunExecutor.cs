@@ -6,7 +6,7 @@ namespace LongSeqService.Trainer.Host;
 
 /// <summary>
 /// Executes one run placed on this host (the Hangfire job <see cref="IRunExecutor"/>): asks the API to
-/// start it (refused for a stale or duplicate execution, which then does nothing), writes config.yaml,
+/// start it (refused for a stale or duplicate execution, which then does nothing), writes the run file (config.json),
 /// launches the trainer CLI as a child process, forwards trainer_log.jsonl, and reports the outcome.
 /// A cancel (from the heartbeat's stop list) stops the child's process group; host shutdown stops it too
 /// but reports nothing, so the run is requeued and resumes from its checkpoint.

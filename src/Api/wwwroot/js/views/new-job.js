@@ -7,21 +7,36 @@ import { h, bytes, integer } from '../format.js';
 
 const yaml = () => import('../../lib/js-yaml.mjs');
 
-/** The form's keys: [key, label, kind, default, hint, options]. Defaults suit the built-in tiny models. */
+/** The form's keys: [key, label, kind, default]. Defaults suit the built-in tiny models; the hints and the
+ *  choices of each select come from the job spec's declaration (the API's JobSubmission schema). */
 const FIELDS = [
-  ['model_name_or_path', 'Model', 'model', 'builtin:tiny-llama', 'builtin model, or a Hugging Face directory on the trainer hosts'],
-  ['stage', 'Stage', 'select', 'sft', 'dpo needs preference data (chosen/rejected)', ['sft', 'dpo']],
-  ['finetuning_type', 'Fine-tuning', 'select', 'full', 'lora trains adapters only', ['full', 'lora']],
-  ['sequence_parallel_size', 'sequence_parallel_size', 'int', 1, 'ranks that split every sequence'],
-  ['sequence_parallel_mode', 'sequence_parallel_mode', 'select', 'zigzag-ring', 'how attention is split', ['zigzag-ring', 'ring', 'ulysses', 'hybrid']],
-  ['cutoff_len', 'cutoff_len', 'int', 1024, 'max tokens per sequence'],
-  ['max_steps', 'max_steps', 'int', 100, 'optimizer steps (−1: num_train_epochs)'],
-  ['learning_rate', 'learning_rate', 'float', 1e-3, '1e-3 suits the tiny models; 1e-5–1e-4 real ones'],
-  ['per_device_train_batch_size', 'per_device_train_batch_size', 'int', 1, 'sequences per rank per micro-batch'],
-  ['gradient_accumulation_steps', 'gradient_accumulation_steps', 'int', 1, 'micro-batches per optimizer step'],
-  ['logging_steps', 'logging_steps', 'int', 1, 'a point on the curves every N steps'],
-  ['save_steps', 'save_steps', 'int', 50, 'a checkpoint every N steps'],
+  ['model_name_or_path', 'Model', 'model', 'builtin:tiny-llama'],
+  ['stage', 'Stage', 'select', 'sft'],
+  ['finetuning_type', 'Fine-tuning', 'select', 'full'],
+  ['sequence_parallel_size', 'sequence_parallel_size', 'int', 1],
+  ['sequence_parallel_mode', 'sequence_parallel_mode', 'select', 'zigzag-ring'],
+  ['cutoff_len', 'cutoff_len', 'int', 1024],
+  ['max_steps', 'max_steps', 'int', 100],
+  ['learning_rate', 'learning_rate', 'float', 1e-3],
+  ['per_device_train_batch_size', 'per_device_train_batch_size', 'int', 1],
+  ['gradient_accumulation_steps', 'gradient_accumulation_steps', 'int', 1],
+  ['logging_steps', 'logging_steps', 'int', 1],
+  ['save_steps', 'save_steps', 'int', 50],
 ];
+
+/** The declared keys (type, enum, bounds, description) as the OpenAPI document states them. */
+async function declaredKeys() {
+  const response = await fetch('/openapi/v1.json');
+  if (!response.ok) throw new Error(`openapi: HTTP ${response.status}`);
+  return (await response.json()).components.schemas.JobSubmission.properties;
+}
+
+/** "1 to 1024", "> 0 and ≤ 1", or '' — the bounds of a number key. */
+function range(p) {
+  const lo = p.exclusiveMinimum ?? p.minimum;
+  if (lo == null || p.maximum == null) return '';
+  return p.exclusiveMinimum != null ? `> ${lo} and ≤ ${p.maximum}` : `${lo} to ${p.maximum}`;
+}
 
 export function render(root) {
   let mode = 'form';
@@ -38,17 +53,27 @@ export function render(root) {
 
   // --- spec ---
   const grid = h('div.form-grid');
-  for (const [key, label, kind, value, hint, options] of FIELDS) {
+  const hintFor = {};
+  for (const [key, label, kind, value] of FIELDS) {
     let input;
-    if (kind === 'select') input = h('select', options.map(o => h('option', { value: o, selected: o === value }, o)));
+    if (kind === 'select') input = h('select', h('option', { value, selected: true }, value));
     else if (kind === 'model') input = h('input', { list: 'model-list', value });
     else input = h('input', { type: 'text', inputmode: kind === 'int' ? 'numeric' : 'decimal', value: String(value) });
     input.id = `f-${key}`;
     input.name = key;
     inputs[key] = input;
     errorFor[key] = h('div.field-error', { dataset: { errorFor: key } });
-    grid.append(h('div.field', h('label', { for: input.id }, label), input, h('div.hint', hint), errorFor[key]));
+    hintFor[key] = h('div.hint');
+    grid.append(h('div.field', h('label', { for: input.id }, label), input, hintFor[key], errorFor[key]));
   }
+  declaredKeys().then(props => {
+    for (const [key, , kind, value] of FIELDS) {
+      const p = props[key];
+      if (!p) continue;
+      hintFor[key].textContent = [p.description, range(p)].filter(Boolean).join(' ');
+      if (kind === 'select' && p.enum) inputs[key].replaceChildren(...p.enum.map(o => h('option', { value: o, selected: o === value }, o)));
+    }
+  }).catch(() => {});
   const modelList = h('datalist', { id: 'model-list' }, h('option', { value: 'builtin:tiny-llama' }), h('option', { value: 'builtin:tiny-qwen2' }));
   const text = h('textarea', { id: 'spec-text', rows: 16, spellcheck: 'false',
     placeholder: 'model_name_or_path: builtin:tiny-qwen2\nstage: sft\nsequence_parallel_size: 2\ncutoff_len: 2048\nmax_steps: 60\nlearning_rate: 1e-3\n# dataset: filled in from the dataset above when left out' });
@@ -171,7 +196,7 @@ export function render(root) {
       location.hash = `#/jobs/${job.id}`;
     } catch (err) {
       const rest = [];
-      if (err instanceof ApiError && err.status === 422) {
+      if (err instanceof ApiError && Object.keys(err.fieldErrors).length) {
         for (const [field, messages] of Object.entries(err.fieldErrors)) {
           const target = field === 'dataset' ? datasetError : mode === 'form' ? errorFor[field] : null;
           if (target) target.replaceChildren(...messages.map(m => h('div', m)));
