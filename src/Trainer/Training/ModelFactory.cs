@@ -63,7 +63,7 @@ public sealed class ModelFactory(JobSpec spec, ScalarType dtype, string? tokeniz
         if (ModelShape.TryResolve(name, out var error) is null) throw new NotSupportedException(error);
         var cfg = JsonSerializer.Deserialize<ModelConfig>(json)!;
         if (cfg.RopeScaling is { ValueKind: not JsonValueKind.Null } scaling)
-            throw new NotSupportedException($"{name}: rope_scaling {scaling.GetRawText()} is not implemented in the trainer yet (Llama-3.x shapes need it)");
+            throw new NotSupportedException($"{name}: rope_scaling {JsonSerializer.Serialize(scaling)} is not implemented in the trainer yet (Llama-3.x shapes need it)");
         return ropeTheta is { } t ? cfg with { RopeTheta = t } : cfg;
     }
 
