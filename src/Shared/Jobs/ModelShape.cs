@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LongSeqService.Shared.Models;
 
 namespace LongSeqService.Shared.Jobs;
 
@@ -26,6 +27,12 @@ public sealed record ModelShape(string ModelType, int NumAttentionHeads, int Num
             error = $"unknown built-in model '{nameOrPath}'; built-in models are {string.Join(", ", Builtins.Keys)}";
             return null;
         }
+        if (ModelShapes.IsShape(nameOrPath))
+        {
+            if (ModelShapes.TryGetConfigJson(nameOrPath) is { } json) return Parse(json, nameOrPath, out error);
+            error = ModelShapes.Unknown(nameOrPath);
+            return null;
+        }
         var config = Path.Combine(nameOrPath, "config.json");
         if (!File.Exists(config))
         {
@@ -34,9 +41,17 @@ public sealed record ModelShape(string ModelType, int NumAttentionHeads, int Num
                 : $"'{nameOrPath}' is neither a built-in model ({string.Join(", ", Builtins.Keys)}) nor an existing directory";
             return null;
         }
+        return Parse(File.ReadAllText(config), config, out error);
+    }
+
+    /// <summary>The shape of a config.json's text; <paramref name="source"/> names it in errors.</summary>
+    private static ModelShape? Parse(string json, string source, out string? error)
+    {
+        error = null;
+        var config = source;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(config));
+            using var doc = JsonDocument.Parse(json);
             var r = doc.RootElement;
             int Get(string name, int fallback) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : fallback;
             int heads = Get("num_attention_heads", 0);

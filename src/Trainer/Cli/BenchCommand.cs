@@ -19,7 +19,12 @@ public static class BenchCommand
 {
     private static readonly string[] Known =
         ["model", "seq_len", "sp", "mode", "dtype", "steps", "warmup", "threads_per_rank", "gradient_checkpointing", "ulysses_degree", "json",
-         "launch", "find_max_len", "rank_memory_limit", "min_len", "max_len"];
+         "launch", "find_max_len", "rank_memory_limit", "min_len", "max_len", "loss_chunk_tokens", "mlp_tile_tokens"];
+
+    /// <summary>The working-set knobs a job takes from their rules, overridable here to measure their effect.</summary>
+    internal static RunOptions Knobs(CliArgs cli) =>
+        new(LossChunkTokens: cli.Has("loss_chunk_tokens") ? cli.Int("loss_chunk_tokens", 0) : null,
+            MlpTileTokens: cli.Has("mlp_tile_tokens") ? cli.Int("mlp_tile_tokens", 0) : null);
 
     public static int Run(string[] args)
     {
@@ -32,7 +37,10 @@ public static class BenchCommand
         var sizes = cli.Has("sp") ? cli.IntList("sp", "1,2") : [1];
         var dtype = CheckRuns.ParseDtype(cli.Get("dtype"));
         int steps = cli.Int("steps", 3), warmup = cli.Int("warmup", 1);
+        var knobs = Knobs(cli);
+        var config = ModelFlops.Config(model);
         var results = new JsonArray();
+        var peaks = new Dictionary<int, double>();                  // matmul GFLOP/s by threads, measured once each
         foreach (var t in lengths)
             foreach (var n in sizes)
             {
@@ -45,12 +53,15 @@ public static class BenchCommand
                     GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1, Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
                 };
                 CheckRuns.Validate(spec, shape);
-                var r = Measure(spec, shape, dtype, t, steps, warmup, threads);
+                var r = Measure(spec, shape, dtype, t, steps, warmup, threads, knobs);
+                if (!peaks.ContainsKey(threads)) peaks[threads] = ModelFlops.MatmulPeakGflops(threads, dtype);
+                AddUtilisation(r, config, t, n, peaks[threads]);
                 results.Add(r);
                 if (!cli.Has("json"))
                     Console.WriteLine($"T={t,6} sp={n} {spec.SequenceParallelMode.Wire(),-11} {dtype.ToString().ToLowerInvariant(),-8} threads/rank={threads}  " +
                         $"{r["tokens_per_sec"],8} tok/s  step {r["step_seconds"]} s  attention compute/rank [{string.Join(", ", r["rank_attention_compute_seconds"]!.AsArray())}] s " +
-                        $"wait [{string.Join(", ", r["rank_attention_wait_seconds"]!.AsArray())}] s (imbalance {r["attention_imbalance"]})  " + Memory(r));
+                        $"wait [{string.Join(", ", r["rank_attention_wait_seconds"]!.AsArray())}] s (imbalance {r["attention_imbalance"]})  " + Memory(r) +
+                        $"  MFU {r["mfu"]} of {r["matmul_peak_gflops_per_rank"]} GFLOP/s per rank");
             }
         if (cli.Has("json")) Console.WriteLine(results.ToJsonString());
         return 0;
@@ -61,10 +72,20 @@ public static class BenchCommand
           $"(peak [{string.Join(", ", peaks.Select(p => (long)p! / 1048576))}] MiB)"
         : $"peak {(long)r["peak_bytes"]! / 1048576} MiB";
 
-    public static JsonObject Measure(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, int steps, int warmup, int threadsPerRank)
+    /// <summary>Model-FLOP utilisation: model FLOPs per second (<see cref="ModelFlops.PerToken"/>) over the matmul peak of all ranks.</summary>
+    private static void AddUtilisation(JsonObject r, Model.ModelConfig config, int seqLen, int ranks, double peakGflopsPerRank)
     {
-        if (spec.Launch == Launch.Processes) return MeasureProcesses(spec, shape, dtype, seqLen, steps, warmup, threadsPerRank);
-        var options = new RunOptions(IntraOpThreadsPerRank: threadsPerRank);
+        double flops = ModelFlops.PerToken(config, seqLen) * r["tokens_per_sec"]!.GetValue<double>();
+        r["model_flops_per_token"] = ModelFlops.PerToken(config, seqLen);
+        r["model_gflops_per_sec"] = Math.Round(flops / 1e9, 2);
+        r["matmul_peak_gflops_per_rank"] = Math.Round(peakGflopsPerRank, 1);
+        r["mfu"] = Math.Round(flops / 1e9 / (peakGflopsPerRank * ranks), 4);
+    }
+
+    public static JsonObject Measure(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, int steps, int warmup, int threadsPerRank, RunOptions? knobs = null)
+    {
+        if (spec.Launch == Launch.Processes) return MeasureProcesses(spec, shape, dtype, seqLen, steps, warmup, threadsPerRank, knobs);
+        var options = (knobs ?? new RunOptions()) with { IntraOpThreadsPerRank = threadsPerRank };
         int count = Math.Max(steps, warmup);
         if (warmup > 0) new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup }, shape, dtype, count, seqLen, exactLength: true), options: options).Execute();
 
@@ -92,9 +113,10 @@ public static class BenchCommand
     /// otherwise). Step times are the main rank's own clock; memory is each rank's: its baseline once the
     /// model is loaded and its peak (VmHWM, restarted at the baseline) over the steps.
     /// </summary>
-    public static JsonObject MeasureProcesses(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, int steps, int warmup, int threadsPerRank)
+    public static JsonObject MeasureProcesses(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, int steps, int warmup, int threadsPerRank,
+        RunOptions? knobs = null)
     {
-        var options = new RunOptions(IntraOpThreadsPerRank: threadsPerRank);
+        var options = (knobs ?? new RunOptions()) with { IntraOpThreadsPerRank = threadsPerRank };
         var watch = new RankWatch();
         var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup + steps }, shape, dtype, warmup + steps, seqLen, exactLength: true),
             watch, options).Execute();

@@ -1,4 +1,5 @@
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Models;
 using LongSeqService.Trainer.Model;
 using LongSeqService.Trainer.Training;
 using static TorchSharp.torch;
@@ -19,8 +20,13 @@ public static class CheckRuns
 
     public static ModelShape Shape(string model)
     {
-        var shape = ModelShape.TryResolve(model, out var error);
-        return shape ?? throw new CliException("--model: " + error);
+        var shape = ModelShape.TryResolve(model, out var error) ?? throw new CliException("--model: " + error);
+        if (ModelShapes.IsShape(model))
+        {
+            try { ModelFactory.ShapeConfig(model); }                     // what the trainer cannot build yet, refused before any rank starts
+            catch (NotSupportedException e) { throw new CliException("--model: " + e.Message); }
+        }
+        return shape;
     }
 
     /// <summary>Checks a spec the way a job is checked, so parity and bench refuse what training would.</summary>

@@ -2,6 +2,7 @@ using LongSeqService.Trainer.Parallel;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Training;
 using static TorchSharp.torch;
 
 namespace LongSeqService.Trainer.Cli;
@@ -39,7 +40,7 @@ public static class MaxLengthSearch
             };
             CheckRuns.Validate(spec, shape);
             int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / n));
-            var row = Search(spec, shape, dtype, limit, minLen, maxLen, threads, Console.Error);          // probes on stderr: stdout stays the table or JSON
+            var row = Search(spec, shape, dtype, limit, minLen, maxLen, threads, Console.Error, BenchCommand.Knobs(cli));          // probes on stderr: stdout stays the table or JSON
             rows.Add(row);
             if (!json)
                 Console.WriteLine($"sp={n}  max_len {row["max_len"],7}  (limit {limit / 1048576} MiB per rank; {row["probes"]!.AsArray().Count} probes" +
@@ -52,14 +53,15 @@ public static class MaxLengthSearch
     }
 
     /// <summary>Longest fitting multiple of 2N: doubling, then bisection until the bracket is within 5%.</summary>
-    public static JsonObject Search(JobSpec spec, ModelShape shape, ScalarType dtype, long limit, int minLen, int maxLen, int threads, TextWriter? trace)
+    public static JsonObject Search(JobSpec spec, ModelShape shape, ScalarType dtype, long limit, int minLen, int maxLen, int threads, TextWriter? trace,
+        RunOptions? knobs = null)
     {
         int unit = 2 * spec.SequenceParallelSize;
         int Round(long t) => (int)Math.Max(unit, t / unit * unit);
         var probes = new JsonArray();
         bool Fits(int t)
         {
-            var probe = Probe(spec with { CutoffLen = t }, shape, dtype, t, limit, threads);
+            var probe = Probe(spec with { CutoffLen = t }, shape, dtype, t, limit, threads, knobs);
             probes.Add(probe);
             trace?.WriteLine($"  sp={spec.SequenceParallelSize} T={t,7}: max rank peak {probe["max_rank_peak_bytes"]?.GetValue<long>() / 1048576} MiB " +
                              (probe["fits"]!.GetValue<bool>() ? "fits" : "over") + (probe["error"] is { } e ? $" ({e})" : ""));
@@ -89,11 +91,11 @@ public static class MaxLengthSearch
         };
     }
 
-    private static JsonObject Probe(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, long limit, int threads)
+    private static JsonObject Probe(JobSpec spec, ModelShape shape, ScalarType dtype, int seqLen, long limit, int threads, RunOptions? knobs)
     {
         try
         {
-            var r = BenchCommand.MeasureProcesses(spec, shape, dtype, seqLen, steps: 1, warmup: 0, threads);
+            var r = BenchCommand.MeasureProcesses(spec, shape, dtype, seqLen, steps: 1, warmup: 0, threads, knobs);
             var peaks = r["rank_peak_bytes"]!.AsArray().Select(p => (long)p!).ToArray();
             return new JsonObject
             {

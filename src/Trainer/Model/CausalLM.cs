@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Memory;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,7 +29,10 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor, Tensor>
         model = new DecoderStack(cfg, attention, dtype, device);
         lm_head = cfg.TieWordEmbeddings ? null : Projections.Linear(cfg.HiddenSize, cfg.VocabSize, false, dtype, device);
         Attention = attention;
+        LossChunkTokens = LossChunk.Tokens(cfg.VocabSize);
+        mlpTileTokens = Mlp.DefaultTileTokens(cfg);
         model.DropoutRandom = DropoutRandom;
+        foreach (var layer in model.Layers) layer.Mlp.DropoutRandom = DropoutRandom;
         RegisterComponents();
         if (initSeed is long seed) WeightInit.HfStyle(this, seed);
     }
@@ -46,11 +50,35 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Random stream of LoRA dropout (per replica; replayed by gradient checkpointing).</summary>
     public DropoutRandom DropoutRandom { get; } = new(seed: 0);
 
-    /// <summary>Recompute each decoder layer in backward instead of keeping its activations.</summary>
+    /// <summary>Recompute each decoder layer in backward instead of keeping its activations; the MLPs then
+    /// run over sequence tiles of <see cref="MlpTileTokens"/> (so one layer's recomputation never holds the
+    /// whole (T, intermediate) activations either).</summary>
     public bool GradientCheckpointing
     {
         get => model.GradientCheckpointing;
-        set => model.GradientCheckpointing = value;
+        set
+        {
+            model.GradientCheckpointing = value;
+            ApplyMlpTiling();
+        }
+    }
+
+    /// <summary>Tokens per MLP tile under gradient checkpointing (<see cref="Mlp.DefaultTileTokens"/>; tests set it small).</summary>
+    public int MlpTileTokens
+    {
+        get => mlpTileTokens;
+        set
+        {
+            mlpTileTokens = value;
+            ApplyMlpTiling();
+        }
+    }
+
+    private int mlpTileTokens;
+
+    private void ApplyMlpTiling()
+    {
+        foreach (var layer in model.Layers) layer.Mlp.TileTokens = GradientCheckpointing ? mlpTileTokens : null;
     }
 
     /// <summary>Replaces the causal core in every layer (e.g. ring attention for sequence parallelism).</summary>
@@ -63,7 +91,15 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>(B, T) ids and (B, T) global positions → (B, T, H) hidden states after the final norm.</summary>
     public Tensor Hidden(Tensor inputIds, Tensor positionIds) => model.call(inputIds, positionIds);
 
-    /// <summary>(B, T, H) hidden → (B, T, V) logits (in the model dtype).</summary>
+    /// <summary>The (V, H) output projection: lm_head's weight, or the embedding matrix when tied.</summary>
+    public Parameter HeadWeight => (lm_head?.weight ?? model.EmbedTokens.weight)!;
+
+    /// <summary>Tokens per chunk of the fused LM head + loss (Training/ChunkedLmLoss); by default the shared
+    /// rule of <see cref="LossChunk"/> (128 MiB of float32 logits), which the memory estimator uses too.</summary>
+    public int LossChunkTokens { get; set; }
+
+    /// <summary>(B, T, H) hidden → (B, T, V) logits (in the model dtype). The whole (T, V) tensor: for
+    /// generation and tests; training computes its loss chunk by chunk instead.</summary>
     public Tensor Logits(Tensor hidden) =>
         lm_head is null ? nn.functional.linear(hidden, model.EmbedTokens.weight!) : lm_head.call(hidden);
 

@@ -22,7 +22,23 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    /// <summary>When set, the MLP runs over sequence tiles of this many tokens (<see cref="TiledMlp"/>), so the
+    /// (T, intermediate) activations are never whole; set under gradient checkpointing.</summary>
+    public int? TileTokens { get; set; }
+
+    /// <summary>The LoRA dropout stream, replayed when a tile is recomputed in backward.</summary>
+    public DropoutRandom? DropoutRandom { get; set; }
+
+    /// <summary>ALST's tile rule: tiles of about hidden_size tokens, so a tile's (tile, I) activations are
+    /// about the size of one (H, I) weight.</summary>
+    public static int DefaultTileTokens(ModelConfig cfg) => Math.Max(cfg.HiddenSize, 256);
+
+    /// <param name="x">(B, T, H)</param>
+    public override Tensor forward(Tensor x) =>
+        TileTokens is { } tile && x.shape[1] > tile ? TiledMlp.Run(this, x, tile) : Untiled(x);
+
+    /// <summary>(B, T, H) → (B, T, H) in one piece.</summary>
+    internal Tensor Untiled(Tensor x)
     {
         using var scope = NewDisposeScope();
         var gated = nn.functional.silu(gate_proj.call(x)) * up_proj.call(x);               // (B, T, I)

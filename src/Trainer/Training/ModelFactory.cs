@@ -1,4 +1,6 @@
+using System.Text.Json;
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Models;
 using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Model;
@@ -41,8 +43,28 @@ public sealed class ModelFactory(JobSpec spec, ScalarType dtype, string? tokeniz
 
     private CausalLM Load(IAttention attention)
     {
+        if (ModelShapes.IsShape(spec.ModelNameOrPath!))
+            return new CausalLM(ShapeConfig(spec.ModelNameOrPath!, spec.RopeTheta), attention, dtype, initSeed: ShapeWeightSeed);
         var (model, _, _) = ModelLoader.Load(spec.ModelNameOrPath!, dtype, attention, ropeTheta: spec.RopeTheta);
         return model;
+    }
+
+    /// <summary>Seed of the random weights of <c>shape:NAME</c> models (every rank draws the same replica).</summary>
+    public const long ShapeWeightSeed = 1234;
+
+    /// <summary>
+    /// The config of <c>shape:NAME</c> (a published config.json, no weights: the model gets random ones).
+    /// Refuses, naming the missing piece, what this trainer cannot build yet: rope_scaling (Llama-3.x).
+    /// The model_type check is <see cref="ModelShape.TryResolve"/>'s, the same as for directories.
+    /// </summary>
+    public static ModelConfig ShapeConfig(string name, double? ropeTheta = null)
+    {
+        var json = ModelShapes.TryGetConfigJson(name) ?? throw new ArgumentException(ModelShapes.Unknown(name));
+        if (ModelShape.TryResolve(name, out var error) is null) throw new NotSupportedException(error);
+        var cfg = JsonSerializer.Deserialize<ModelConfig>(json)!;
+        if (cfg.RopeScaling is { ValueKind: not JsonValueKind.Null } scaling)
+            throw new NotSupportedException($"{name}: rope_scaling {JsonSerializer.Serialize(scaling)} is not implemented in the trainer yet (Llama-3.x shapes need it)");
+        return ropeTheta is { } t ? cfg with { RopeTheta = t } : cfg;
     }
 
     /// <summary>Checkpoint weights: the adapter for LoRA (the base never changes), else the whole model.</summary>

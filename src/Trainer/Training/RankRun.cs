@@ -55,8 +55,13 @@ public sealed class RankRun
         var dpGroup = world.Split(Enumerable.Range(0, dp).Select(d => d * sp + spRank).ToArray());
         var plan = SequenceParallelPlan.Create(_spec.SequenceParallelMode, sp, _prep.Shape.NumAttentionHeads, _prep.Shape.NumKeyValueHeads, _spec.UlyssesDegree);
         var ctx = new RankContext(world, spGroup, dpGroup, full => plan.Shard(full, spRank));
-        bool needsReference = _spec.Stage == Stage.Dpo && !_spec.PrecomputeRefLogps && _spec.FinetuningType == FinetuningType.Full;
+        bool needsReference = TrainingObjectives.NeedsReferenceModel(_spec);
         var (model, reference) = _prep.Models.Create(plan.CreateAttention(spGroup, timer: timer), needsReference);
+        foreach (var m in reference is null ? [model] : new[] { model, reference })
+        {
+            if (_options.LossChunkTokens is { } chunk) m.LossChunkTokens = chunk;
+            if (_options.MlpTileTokens is { } tile) m.MlpTileTokens = tile;
+        }
         try
         {
             int first = 0;

@@ -1,4 +1,5 @@
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Models;
 using LongSeqService.Shared.Data;
 using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Model;
@@ -47,6 +48,9 @@ public static class RunPreparation
             spec = spec with { ResumeFromCheckpoint = checkpoint };
         }
 
+        Fail(ModelShapes.IsShape(spec.ModelNameOrPath!), "model_name_or_path",
+            $"'{spec.ModelNameOrPath}' is a shape (a config, random weights, no tokenizer): training on a dataset needs a model directory with tokenizer.json; " +
+            "`trainer bench` and `trainer parity` run shapes on synthetic tokens");
         var tokenizerDir = TokenLengths.TokenizerDir(spec.ModelNameOrPath!);
         Fail(!File.Exists(Path.Combine(tokenizerDir, "tokenizer.json")), "model_name_or_path", $"'{tokenizerDir}' has no tokenizer.json");
         using var tokenizer = TextTokenizer.Load(tokenizerDir);

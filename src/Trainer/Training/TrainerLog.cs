@@ -60,12 +60,12 @@ public sealed class TrainerLog
             ["rank_baseline_bytes"] = new JsonArray(rankBaselineBytes.Select(b => (JsonNode)b).ToArray()),
         };
         if (evalLoss is { } ev) o["eval_loss"] = Math.Round(ev, 6);
-        if (m.Accuracy is not null)
+        if (m.Preference is { } pref)
         {
-            o["rewards/chosen"] = m.ChosenReward;
-            o["rewards/rejected"] = m.RejectedReward;
-            o["rewards/accuracies"] = m.Accuracy;
-            o["rewards/margins"] = m.Margin;
+            o["rewards/chosen"] = pref.ChosenReward;
+            o["rewards/rejected"] = pref.RejectedReward;
+            o["rewards/accuracies"] = pref.Accuracy;
+            o["rewards/margins"] = pref.Margin;
         }
         return o;
     }
@@ -116,9 +116,8 @@ public sealed class MetricWindow
     {
         var w = _steps.ToList();
         _steps.Clear();
-        double? Mean(Func<StepMetrics, double?> f) => w[0] is var first && f(first) is null ? null : w.Average(x => f(x)!.Value);
         return new StepMetrics(w.Average(x => x.Loss), w.Average(x => x.GradNorm), w[^1].Lr, w.Sum(x => x.LabelTokens), w.Sum(x => x.Tokens),
-            Mean(x => x.ChosenReward), Mean(x => x.RejectedReward), Mean(x => x.Accuracy), Mean(x => x.Margin));
+            PreferenceMetrics.Mean(w.Select(x => x.Preference).ToList()));
     }
 }
 

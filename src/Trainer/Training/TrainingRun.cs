@@ -18,8 +18,10 @@ public interface ITrainingObserver
 /// gradient and the final parameters (flat, float64, main rank) for parity checks; attention time per rank.</summary>
 public sealed record RunResult(IReadOnlyList<StepMetrics> History, double[]? FirstGradient, double[]? FinalParameters, AttentionTimer[] RankAttention);
 
-/// <summary>Options for runs that are checks rather than jobs (parity, bench): no files, captured tensors.</summary>
-public sealed record RunOptions(bool CaptureFirstGradient = false, bool CaptureFinalParameters = false, int? IntraOpThreadsPerRank = null);
+/// <summary>Options for runs that are checks rather than jobs (parity, bench): no files, captured tensors, and the
+/// working-set knobs that a job takes from their rules (<see cref="Shared.Memory.LossChunk"/>, <see cref="Model.Mlp.DefaultTileTokens"/>).</summary>
+public sealed record RunOptions(bool CaptureFirstGradient = false, bool CaptureFinalParameters = false, int? IntraOpThreadsPerRank = null,
+    int? LossChunkTokens = null, int? MlpTileTokens = null);
 
 /// <summary>
 /// A whole training run: sequence_parallel_size × data_parallel_size ranks over the prepared data, the

@@ -63,7 +63,12 @@ public class TrainingParityTests
         var one = Run(SingleRank(spec), ScalarType.Float32, data);
         var many = Run(spec, ScalarType.Float32, data);
 
-        AssertSame(one, many, spec.MaxSteps, lossAbs: 1e-5, gradRel: 1e-5, paramAbs: 1e-4);
+        // Parameters after two AdamW steps at lr 1e-2: AdamW divides by √v, so an element whose gradient is
+        // near eps moves by up to ~lr on float32 rounding alone. `trainer parity --sp 2 --dtype float32
+        // --seq-len 61 --learning-rate 1e-2 --gradient-checkpointing --seed 1|2|3` gives 2.0–2.8e-4 on main
+        // (67ac464) and 2.8–6.2e-4 with the fused loss, gradients 3.5–3.9e-7 relative in both: the gradient
+        // bound is the check, the parameter bound only catches a wrong update.
+        AssertSame(one, many, spec.MaxSteps, lossAbs: 1e-5, gradRel: 1e-5, paramAbs: 1e-3);
     }
 
     /// <summary>world = dp × sp ranks, each dp replica on different rows, against one rank holding the whole global batch.</summary>
