@@ -17,10 +17,10 @@ public sealed record RankContext(ICollectives World, ICollectives Sp, ICollectiv
     public bool IsMain => World.Rank == 0;
 }
 
-/// <summary>Encoded examples of one split: SFT sequences or preference pairs.</summary>
-public sealed record TrainingData(IReadOnlyList<EncodedSequence>? Sft, IReadOnlyList<EncodedPair>? Pairs)
+/// <summary>Encoded examples of one split: SFT sequences, preference pairs, or packed rows of SFT/pt examples.</summary>
+public sealed record TrainingData(IReadOnlyList<EncodedSequence>? Sft, IReadOnlyList<EncodedPair>? Pairs, IReadOnlyList<PackedRow>? Packed = null)
 {
-    public int Count => Sft?.Count ?? Pairs?.Count ?? 0;
+    public int Count => Packed?.Count ?? Sft?.Count ?? Pairs?.Count ?? 0;
     public static readonly TrainingData Empty = new([], null);
 }
 
@@ -43,6 +43,7 @@ public sealed class RankTrainer : IDisposable
     private readonly LrSchedule _lr;
     private readonly IReadOnlyList<EncodedSequence>? _sft;
     private readonly IReadOnlyList<EncodedPair>? _pairs;
+    private readonly IReadOnlyList<PackedRow>? _packed;  // packing: the schedule's indices are rows
     private readonly TrainingData _val;
     private readonly int[] _labelTokens;             // per SFT example: labels that carry a loss once shifted
     private readonly double[,]? _refLogps;           // precomputed (chosen, rejected) per pair
@@ -60,10 +61,10 @@ public sealed class RankTrainer : IDisposable
     public RankTrainer(RankContext ctx, JobSpec spec, CausalLM model, CausalLM? reference, DataSchedule schedule, LrSchedule lr,
         TrainingData train, TrainingData val, int padId)
     {
-        (_ctx, _spec, _model, _reference, _schedule, _lr, _sft, _pairs, _val) = (ctx, spec, model, reference, schedule, lr, train.Sft, train.Pairs, val);
+        (_ctx, _spec, _model, _reference, _schedule, _lr, _sft, _pairs, _packed, _val) = (ctx, spec, model, reference, schedule, lr, train.Sft, train.Pairs, train.Packed, val);
         // Labels are shifted before the split (design §4), padded to a multiple of 2·sp for the zigzag chunks.
         _collator = new Collator(padId, 2 * ctx.Sp.WorldSize, shiftLabels: true);
-        _labelTokens = train.Sft?.Select(ShiftedLabelCount).ToArray() ?? [];
+        _labelTokens = train.Packed?.Select(r => r.LabelCount).ToArray() ?? train.Sft?.Select(ShiftedLabelCount).ToArray() ?? [];
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
         _trainable = named.Select(p => p.parameter).ToArray();
         Optimizer = new AdamW(named.Select(p => (p.name, (Tensor)p.parameter)), spec.AdamBeta1, spec.AdamBeta2, spec.AdamEpsilon, spec.WeightDecay);
@@ -97,7 +98,7 @@ public sealed class RankTrainer : IDisposable
         denominator = Math.Max(denominator, 1);
         long tokens = micro.Sum(m => m.Sum(d => d.Sum(i => _spec.Stage == "dpo"
             ? (long)_pairs![i].Chosen.InputIds.Length + _pairs[i].Rejected.InputIds.Length
-            : _sft![i].InputIds.Length)));
+            : _packed?[i].Length ?? _sft![i].InputIds.Length)));
 
         var sums = new double[6];                   // loss·denominator, (unused), chosen, rejected, correct, margin
         foreach (var m in micro)
@@ -128,8 +129,10 @@ public sealed class RankTrainer : IDisposable
     private void SftMicroBatch(int[] examples, double denominator, double[] sums)
     {
         using var scope = NewDisposeScope();
-        using var batch = _collator.Collate(examples.Select(i => _sft![i]).ToList());
+        using var batch = _packed is null ? _collator.Collate(examples.Select(i => _sft![i]).ToList()) : _collator.CollatePacked(examples.Select(i => _packed[i]).ToList());
         var (ids, labels, pos) = (_ctx.Shard(batch.InputIds), _ctx.Shard(batch.Labels), _ctx.Shard(batch.PositionIds));
+        // Packed rows: attention stays inside each example, in forward, backward and its recomputation.
+        using var packed = PackedDocuments.Use(batch.DocumentIds is { } docs ? _ctx.Shard(docs) : null);
         var lossSum = Losses.SftLossSum(_model.Logits(_model.Hidden(ids, pos)), labels);
         using Scalar scale = denominator;          // held, not an implicit temporary (see AdamW.Update)
         lossSum.div(scale).backward();
@@ -259,7 +262,8 @@ public sealed class RankTrainer : IDisposable
             }
             else
             {
-                using var batch = _collator.Collate(idx.Select(i => _val.Sft![i]).ToList());
+                using var batch = _val.Packed is { } rows ? _collator.CollatePacked(idx.Select(i => rows[i]).ToList()) : _collator.Collate(idx.Select(i => _val.Sft![i]).ToList());
+                using var packed = PackedDocuments.Use(batch.DocumentIds is { } docs ? _ctx.Shard(docs) : null);
                 var labels = _ctx.Shard(batch.Labels);
                 lossSum += ToDouble(Losses.SftLossSum(_model.Logits(_model.Hidden(_ctx.Shard(batch.InputIds), _ctx.Shard(batch.PositionIds))), labels));
                 using Scalar ignore = Losses.IgnoreIndex;
