@@ -31,6 +31,7 @@ public sealed record JobSpec
     [JsonPropertyName("val_size")] public double ValSize { get; init; }
     [JsonPropertyName("packing")] public bool Packing { get; init; }
     [JsonPropertyName("neat_packing")] public bool? NeatPacking { get; init; }
+    [JsonPropertyName("max_tokens_per_batch")] public int? MaxTokensPerBatch { get; init; }
     // parallel
     [JsonPropertyName("sequence_parallel_size")] public int SequenceParallelSize { get; init; } = 1;
     [JsonPropertyName("sequence_parallel_mode")] public string SequenceParallelMode { get; init; } = "zigzag-ring";

@@ -44,6 +44,7 @@ public static class JobSpecKeys
         new("launch", "parallel", "threads", "Ranks as threads of one process, or one process per rank (MPI).", Launches),
         new("device", "parallel", "cpu", "Compute device.", Devices),
         new("per_device_train_batch_size", "train", "1", "Sequences per rank per micro-batch."),
+        new("max_tokens_per_batch", "train", "off", "Fill training micro-batches by padded tokens (rows of similar length, at most this many tokens) instead of per_device_train_batch_size rows; at least cutoff_len."),
         new("per_device_eval_batch_size", "train", "1", "Sequences per rank per evaluation batch."),
         new("gradient_accumulation_steps", "train", "1", "Micro-batches per optimizer step; the loss is normalised by the label tokens of the whole step."),
         new("learning_rate", "train", "5e-5", "Peak learning rate of AdamW."),

@@ -45,6 +45,8 @@ public static class JobSpecValidator
         Need(s.ValSize >= 0, "val_size", "must be a fraction in [0, 1) or a count ≥ 1");
         Need(!s.Packing || s.Stage != "dpo", "packing", "dpo keeps one preference pair per sequence; set packing: false");
         Need(s.NeatPacking is null || s.Packing, "neat_packing", "only applies with packing: true");
+        Need(s.MaxTokensPerBatch is null || s.MaxTokensPerBatch >= s.CutoffLen, "max_tokens_per_batch",
+            $"must be at least cutoff_len ({s.CutoffLen}) so that every sequence fits a micro-batch");
         Need(s.SequenceParallelSize >= 1, "sequence_parallel_size", "must be at least 1");
         Need(s.DataParallelSize >= 1, "data_parallel_size", "must be at least 1");
         Need(s.PerDeviceTrainBatchSize >= 1, "per_device_train_batch_size", "must be at least 1");
