@@ -53,8 +53,10 @@ public sealed record JobSpec
     public int? MaxSamples { get; init; }
     [JsonPropertyName("val_size"), SpecKey("data", "Fraction (0–1) or count (≥ 1) of examples held out for evaluation loss.", Min = 0, Max = 1e9)]
     public double ValSize { get; init; }
-    [JsonPropertyName("packing"), SpecKey("data", "Pack several examples into one sequence (not supported yet: refused).", LlamaFactoryDefault = "true for stage pt")]
+    [JsonPropertyName("packing"), SpecKey("data", "Pack several examples into rows of cutoff_len tokens (sft, pt): no padding; exact with neat_packing.", LlamaFactoryDefault = "true for stage pt")]
     public bool Packing { get; init; }
+    [JsonPropertyName("neat_packing"), SpecKey("data", "Packed examples never attend to each other and their positions restart; false for pt is LLaMA-Factory's concatenate-and-cut.", DefaultText = "true for sft, false for pt", LlamaFactoryDefault = "false")]
+    public bool? NeatPacking { get; init; }
     // parallel
     [JsonPropertyName("sequence_parallel_size"), SpecKey("parallel", "Ranks that split every sequence (ring attention / Ulysses).", Min = 1, Max = 1024)]
     public int SequenceParallelSize { get; init; } = 1;
@@ -73,6 +75,8 @@ public sealed record JobSpec
     // train
     [JsonPropertyName("per_device_train_batch_size"), SpecKey("train", "Sequences per rank per micro-batch.", Min = 1, Max = 65536)]
     public int PerDeviceTrainBatchSize { get; init; } = 1;
+    [JsonPropertyName("max_tokens_per_batch"), SpecKey("train", "Fill training micro-batches by padded tokens (rows of similar length) instead of per_device_train_batch_size rows; at least cutoff_len.", DefaultText = "off", Min = 1, Max = int.MaxValue)]
+    public int? MaxTokensPerBatch { get; init; }
     [JsonPropertyName("per_device_eval_batch_size"), SpecKey("train", "Sequences per rank per evaluation batch.", Min = 1, Max = 65536)]
     public int PerDeviceEvalBatchSize { get; init; } = 1;
     [JsonPropertyName("gradient_accumulation_steps"), SpecKey("train", "Micro-batches per optimizer step; the loss is normalised by the label tokens of the whole step.", Min = 1, Max = 1e6)]

@@ -23,7 +23,10 @@ public static class JobSpecValidator
             foreach (var t in s.LoraTarget.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
                 Need(LoraTargets.Contains(t), "lora_target", $"'{WireNames.Shorten(t)}' is not a projection; use all or a comma list of {string.Join(", ", LoraTargets)}");
         Need(s.ValSize < 1 || s.ValSize == Math.Floor(s.ValSize), "val_size", "must be a fraction in [0, 1) or a whole count ≥ 1");
-        Need(!s.Packing, "packing", "packing is not supported yet; set packing: false (each example is its own sequence)");
+        Need(!s.Packing || s.Stage != Stage.Dpo, "packing", "dpo keeps one preference pair per sequence; set packing: false");
+        Need(s.NeatPacking is null || s.Packing, "neat_packing", "only applies with packing: true");
+        Need(s.MaxTokensPerBatch is null || s.MaxTokensPerBatch >= s.CutoffLen, "max_tokens_per_batch",
+            $"must be at least cutoff_len ({s.CutoffLen}) so that every sequence fits a micro-batch");
         Need(s.NumTrainEpochs > 0 || s.MaxSteps > 0, "num_train_epochs", "must be positive (or set max_steps)");
         Need(s.MaxSteps != 0, "max_steps", "-1 (use num_train_epochs) or at least 1");
         if (s.SequenceParallelSize >= 1)

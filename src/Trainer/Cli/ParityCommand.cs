@@ -18,11 +18,12 @@ public static class ParityCommand
 {
     private static readonly string[] Known =
         ["model", "sp", "mode", "seq_len", "dtype", "steps", "stage", "finetuning_type", "batch_size", "gradient_accumulation_steps",
-         "dp", "gradient_checkpointing", "ulysses_degree", "seed", "learning_rate", "launch", "json"];
+         "dp", "gradient_checkpointing", "ulysses_degree", "seed", "learning_rate", "launch", "packing", "json"];
 
     public static int Run(string[] args)
     {
         var cli = CliArgs.Parse(args, new HashSet<string> { "json", "gradient_checkpointing" });
+        if (cli.Get("packing") is { } packing && ParseBool("packing", packing)) return RunPacked(cli);
         cli.RejectUnknown(Known);
         var model = cli.Require("model", "builtin:tiny-llama");
         var shape = CheckRuns.Shape(model);
@@ -71,6 +72,64 @@ public static class ParityCommand
         return passed ? 0 : 1;
     }
 
+    /// <summary>
+    /// <c>--packing true</c>: seeded examples of varied lengths (⅛ to ¼ of --seq-len) packed into rows of
+    /// --seq-len tokens, trained at SP=N (× DP), against the same examples unpacked — each its own padded
+    /// sequence — on one rank. Every optimizer step holds the whole set in both runs (the rows of one
+    /// step at SP=N, all examples as one batch at SP=1), so losses, gradients and parameters must agree
+    /// exactly: packing changes nothing but the padding.
+    /// </summary>
+    private static int RunPacked(CliArgs cli)
+    {
+        cli.RejectUnknown(Known);
+        var model = cli.Require("model", "builtin:tiny-llama");
+        var shape = CheckRuns.Shape(model);
+        int sp = cli.Int("sp", 2), dp = cli.Int("dp", 1), steps = cli.Int("steps", 2), count = cli.Int("batch_size", 8);
+        int gradAcc = cli.Int("gradient_accumulation_steps", 1);
+        int rowLen = CliArgs.ParseSize(cli.Get("seq_len") ?? "256");
+        var dtype = CheckRuns.ParseDtype(cli.Get("dtype") ?? "float64");
+        var stage = WireNames.Parse<Stage>(cli.Get("stage") ?? "sft");
+        if (stage != Stage.Sft) throw new CliException($"--packing: parity compares packed SFT rows with their examples; --stage {stage.Wire()} is not sft");
+        var spec = new JobSpec
+        {
+            ModelNameOrPath = model, Dataset = "(synthetic)", Stage = stage, FinetuningType = WireNames.Parse<FinetuningType>(cli.Get("finetuning_type") ?? "full"), LoraTarget = "all",
+            SequenceParallelSize = sp, SequenceParallelMode = SequenceParallelPlan.ParseMode(cli.Get("mode") ?? "zigzag-ring"), DataParallelSize = dp,
+            UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null, GradientAccumulationSteps = gradAcc, MaxSteps = steps,
+            CutoffLen = rowLen, Packing = true, NeatPacking = true,
+            LearningRate = double.Parse(cli.Get("learning_rate") ?? "1e-3", System.Globalization.CultureInfo.InvariantCulture),
+            LrSchedulerType = LrSchedulerType.Constant, Seed = cli.Int("seed", 42), LoggingSteps = 1,
+            GradientCheckpointing = cli.Has("gradient_checkpointing"), Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
+        };
+        CheckRuns.Validate(spec, shape);
+        var recipe = new SyntheticRecipe(count, Math.Max(8, rowLen / 4), CheckRuns.Vocab(shape), ExactLength: false);
+        int rows = recipe.Generate(spec).Count;
+        // One optimizer step holds every row: per-device batch so that dp × gradient_accumulation micro-batches cover them.
+        spec = spec with { PerDeviceTrainBatchSize = (rows + dp * gradAcc - 1) / (dp * gradAcc) };
+
+        var clock = Stopwatch.StartNew();
+        var unpacked = spec with { Packing = false, NeatPacking = null, SequenceParallelSize = 1, SequenceParallelMode = SequenceParallelMode.ZigzagRing, UlyssesDegree = null,
+            DataParallelSize = 1, GradientAccumulationSteps = 1, PerDeviceTrainBatchSize = count, Launch = Launch.Threads };
+        var reference = new TrainingRun(recipe.Prepare(unpacked, dtype), options: new RunOptions(true, true)).Execute();
+        var packed = new TrainingRun(recipe.Prepare(spec, dtype), options: new RunOptions(true, true)).Execute();
+
+        var report = Compare(reference, packed, dtype);
+        report["model"] = model; report["sp"] = sp; report["dp"] = dp; report["mode"] = spec.SequenceParallelMode.Wire(); report["packing"] = true;
+        report["examples"] = count; report["rows"] = rows; report["row_len"] = rowLen; report["dtype"] = dtype.ToString().ToLowerInvariant();
+        report["steps"] = steps; report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch.Wire();
+        report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
+        bool passed = report["passed"]!.GetValue<bool>();
+        if (cli.Has("json")) Console.WriteLine(report.ToJsonString());
+        else
+        {
+            Console.WriteLine($"parity (packing) {model} sft: {count} examples packed into {rows} rows of {rowLen} at sp={sp} ({spec.SequenceParallelMode.Wire()}) dp={dp}, vs unpacked at sp=1; {report["dtype"]}, {steps} steps");
+            Console.WriteLine($"  max |loss_packed − loss_unpacked|   {Show(report["max_loss_abs_diff"])}   (tolerance {report["tolerance"]!["loss_abs"]})");
+            Console.WriteLine($"  ‖g_packed − g‖ / ‖g‖ (step 1)       {Show(report["max_grad_rel_diff"])}   (tolerance {report["tolerance"]!["grad_rel"]})");
+            Console.WriteLine($"  max |θ_packed − θ| (last step)      {Show(report["max_param_abs_diff"])}   (tolerance {report["tolerance"]!["param_abs"]})");
+            Console.WriteLine(passed ? "PASS" : "FAIL");
+        }
+        return passed ? 0 : 1;
+    }
+
     /// <summary>The three differences and whether they are within the dtype's tolerance.</summary>
     public static JsonObject Compare(RunResult one, RunResult n, ScalarType dtype)
     {
@@ -95,6 +154,13 @@ public static class ParityCommand
             ["passed"] = lossDiff <= lossTol && gradRel <= gradTol && paramAbs <= paramTol,
         };
     }
+
+    private static bool ParseBool(string key, string value) => value.ToLowerInvariant() switch
+    {
+        "true" or "1" or "yes" => true,
+        "false" or "0" or "no" => false,
+        _ => throw new CliException($"--{key}: expected true or false, got '{value}'"),
+    };
 
     private static string Show(JsonNode? x) => x is null ? "n/a" : x.GetValue<double>().ToString("0.###e+0");
 

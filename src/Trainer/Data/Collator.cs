@@ -7,16 +7,18 @@ namespace LongSeqService.Trainer.Data;
 /// <summary>A padded batch: int64 tensors of shape (B, T). Dispose when done.</summary>
 public sealed class Batch : IDisposable
 {
-    public Batch(Tensor inputIds, Tensor labels, Tensor positionIds)
+    public Batch(Tensor inputIds, Tensor labels, Tensor positionIds, Tensor? documentIds = null)
     {
         InputIds = inputIds;
         Labels = labels;
         PositionIds = positionIds;
+        DocumentIds = documentIds;
     }
 
     public Tensor InputIds { get; }    // (B, T)
     public Tensor Labels { get; }      // (B, T), -100 where nothing is learned (prompts, padding)
-    public Tensor PositionIds { get; } // (B, T), 0..T-1 in every row
+    public Tensor PositionIds { get; } // (B, T), 0..T-1 in every row (packed: restarting per example)
+    public Tensor? DocumentIds { get; } // (B, T) packed rows: the example each token belongs to (padding: −1); null when unpacked
     public long BatchSize => InputIds.shape[0];
     public long SeqLen => InputIds.shape[1];
 
@@ -25,6 +27,7 @@ public sealed class Batch : IDisposable
         InputIds.Dispose();
         Labels.Dispose();
         PositionIds.Dispose();
+        DocumentIds?.Dispose();
     }
 }
 
@@ -88,6 +91,34 @@ public sealed class Collator
     /// A preference batch as LLaMA-Factory's pairwise collator builds it: the B chosen sequences first,
     /// then the B rejected ones, all padded together — rows [0, B) chosen, [B, 2B) rejected.
     /// </summary>
+    /// <summary>
+    /// Packed rows, padded on the right like <see cref="Collate"/>; their labels are already shifted
+    /// (never shifted again), positions and document ids come from the rows, and padding is a
+    /// document of its own (−1) that carries no labels.
+    /// </summary>
+    public Batch CollatePacked(IReadOnlyList<PackedRow> rows, Device? device = null)
+    {
+        if (rows.Count == 0) throw new ArgumentException("empty batch", nameof(rows));
+        int b = rows.Count;
+        int t = PaddedLength(rows.Max(r => r.Length));
+        var (ids, labels, positions, docs) = (new long[b * t], new long[b * t], new long[b * t], new long[b * t]);
+        for (int r = 0; r < b; r++)
+        {
+            var row = rows[r];
+            for (int j = 0, off = r * t; j < t; j++)
+            {
+                bool real = j < row.Length;
+                ids[off + j] = real ? row.InputIds[j] : PadId;
+                labels[off + j] = real ? row.ShiftedLabels[j] : EncodedSequence.IgnoreIndex;
+                positions[off + j] = real ? row.PositionIds[j] : j - row.Length;
+                docs[off + j] = real ? row.DocumentIds[j] : -1;
+            }
+        }
+        long[] shape = [b, t];
+        return new Batch(torch.tensor(ids, shape, ScalarType.Int64, device), torch.tensor(labels, shape, ScalarType.Int64, device),
+            torch.tensor(positions, shape, ScalarType.Int64, device), torch.tensor(docs, shape, ScalarType.Int64, device));
+    }
+
     public Batch CollatePairs(IReadOnlyList<EncodedPair> pairs, Device? device = null) =>
         Collate([.. pairs.Select(p => p.Chosen), .. pairs.Select(p => p.Rejected)], device);
 }

@@ -26,20 +26,29 @@ internal sealed class LocalAttentionFunction : autograd.MultiTensorFunction<Loca
     public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var (q, k, v, attention) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (LocalAttention)vars[3]);
-        var (output, lse) = attention.Timer.TimeForward(() => attention.Kernel.Forward(q, k, v, causal: true));
+        // Packed sequences: attention only within each document (the ids cover this whole sequence).
+        var docs = PackedDocuments.Current is { } ids ? DocumentIds.From(ids) : null;
+        if (docs is not null && docs.Length != q.shape[2])
+            throw new ArgumentException($"packed document ids cover {docs.Length} tokens but the sequence has {q.shape[2]}");
+        var (output, lse) = attention.Timer.TimeForward(() => docs is null
+            ? attention.Kernel.Forward(q, k, v, causal: true)
+            : VarlenBlock.Forward(attention.Kernel, q, k, v, true, docs, docs));
         ctx.save_for_backward([q, k, v, output.detach(), lse]);
         ctx.save_data("attention", attention);
+        ctx.save_data("docs", docs!);
         return [output];
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
     {
         var attention = (LocalAttention)ctx.get_data("attention");
+        var docs = ctx.get_data("docs") as DocumentIds;
         var s = ctx.get_saved_variables();
         return AutogradFailure.Guard(null, s[0], 4, () =>
         {
-            var (dq, dk, dv) = attention.Timer.TimeBackward(() =>
-                attention.Kernel.Backward(gradOutputs[0], s[0], s[1], s[2], s[3], s[4], causal: true));
+            var (dq, dk, dv) = attention.Timer.TimeBackward(() => docs is null
+                ? attention.Kernel.Backward(gradOutputs[0], s[0], s[1], s[2], s[3], s[4], causal: true)
+                : VarlenBlock.Backward(attention.Kernel, gradOutputs[0], s[0], s[1], s[2], s[3], s[4], true, docs, docs));
             return [dq, dk, dv, null!];
         });
     }

@@ -56,7 +56,43 @@ public sealed class RingAttention(ICollectives group, RingLayout layout = RingLa
         };
     }
 
-    internal (Tensor Out, Tensor Lse) RingForward(Tensor q, Tensor k, Tensor v)
+    /// <summary>
+    /// Packed sequences: the document ids of every ring member's shard (index = rank in the group),
+    /// gathered once per forward from <see cref="PackedDocuments.Current"/>; null when unpacked.
+    /// </summary>
+    internal DocumentIds[]? GatherDocuments(long localLength)
+    {
+        if (PackedDocuments.Current is not { } mine) return null;
+        if (mine.shape[1] != localLength)
+            throw new ArgumentException($"packed document ids cover {mine.shape[1]} tokens but this shard has {localLength}");
+        using var scope = torch.NewDisposeScope();
+        var all = DocumentIds.From(Group.WorldSize == 1 ? mine : Group.AllGather(mine, 1)); // (B, N·Tl), rank order
+        var tl = (int)localLength;
+        return Enumerable.Range(0, Group.WorldSize).Select(r => all.Narrow(r * tl, tl)).ToArray();
+    }
+
+    /// <summary>One block through the kernel; restricted to same-document pairs when the batch is packed.</summary>
+    private (Tensor Out, Tensor Lse) Attend(Tensor q, Tensor k, Tensor v, bool causal, DocumentIds? qDocs, DocumentIds? kDocs) =>
+        qDocs is null ? Kernel.Forward(q, k, v, causal) : VarlenBlock.Forward(Kernel, q, k, v, causal, qDocs, kDocs!);
+
+    private (Tensor Dq, Tensor Dk, Tensor Dv) AttendBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse, bool causal,
+        DocumentIds? qDocs, DocumentIds? kDocs) =>
+        qDocs is null ? Kernel.Backward(dout, q, k, v, output, lse, causal) : VarlenBlock.Backward(Kernel, dout, q, k, v, output, lse, causal, qDocs, kDocs!);
+
+    /// <summary>The query and key document ids of a ring step's block (null when unpacked).</summary>
+    private (DocumentIds? Q, DocumentIds? K) BlockDocuments(DocumentIds[]? docs, int step, Block block, int half)
+    {
+        if (docs is null) return (null, null);
+        var (mine, src) = (docs[Group.Rank], docs[(Group.Rank - step + Group.WorldSize) % Group.WorldSize]);
+        return block switch
+        {
+            Block.AllQueriesFirstHalfKv => (mine, src.Narrow(0, half)),
+            Block.SecondHalfQueriesAllKv => (mine.Narrow(half, half), src),
+            _ => (mine, src),
+        };
+    }
+
+    internal (Tensor Out, Tensor Lse) RingForward(Tensor q, Tensor k, Tensor v, DocumentIds[]? docs = null)
     {
         using var scope = torch.NewDisposeScope();
         var n = Group.WorldSize;
@@ -69,22 +105,24 @@ public sealed class RingAttention(ICollectives group, RingLayout layout = RingLa
         {
             using var stepScope = torch.NewDisposeScope();
             if (step + 1 < n) kv.SendToNext(curK, curV); // in flight while we compute
-            switch (StepBlock(step))
+            var stepBlock = StepBlock(step);
+            var (qd, kd) = BlockDocuments(docs, step, stepBlock, (int)half);
+            switch (stepBlock)
             {
                 case Block.Causal:
-                    var (o0, l0) = Kernel.Forward(q, curK, curV, causal: true);
+                    var (o0, l0) = Attend(q, curK, curV, true, qd, kd);
                     (output, lse) = stepScope.MoveToOuter(o0.to(acc), l0.to(acc).unsqueeze(-1));
                     break;
                 case Block.AllQueriesFirstHalfKv:
-                    var (o1, l1) = Kernel.Forward(q, curK.narrow(2, 0, half), curV.narrow(2, 0, half), causal: false);
+                    var (o1, l1) = Attend(q, curK.narrow(2, 0, half), curV.narrow(2, 0, half), false, qd, kd);
                     LseMerge.Merge(output, lse, o1, l1);
                     break;
                 case Block.SecondHalfQueriesAllKv:
-                    var (o2, l2) = Kernel.Forward(q.narrow(2, half, half), curK, curV, causal: false);
+                    var (o2, l2) = Attend(q.narrow(2, half, half), curK, curV, false, qd, kd);
                     LseMerge.Merge(output.narrow(2, half, half), lse.narrow(2, half, half), o2, l2);
                     break;
                 case Block.AllQueriesAllKv:
-                    var (o3, l3) = Kernel.Forward(q, curK, curV, causal: false);
+                    var (o3, l3) = Attend(q, curK, curV, false, qd, kd);
                     LseMerge.Merge(output, lse, o3, l3);
                     break;
             }
@@ -98,7 +136,7 @@ public sealed class RingAttention(ICollectives group, RingLayout layout = RingLa
         return scope.MoveToOuter(output.to(q.dtype), lse.squeeze(-1));
     }
 
-    internal (Tensor Dq, Tensor Dk, Tensor Dv) RingBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse)
+    internal (Tensor Dq, Tensor Dk, Tensor Dv) RingBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse, DocumentIds[]? docs = null)
     {
         using var scope = torch.NewDisposeScope();
         var n = Group.WorldSize;
@@ -118,23 +156,24 @@ public sealed class RingAttention(ICollectives group, RingLayout layout = RingLa
             using var stepScope = torch.NewDisposeScope();
             if (step + 1 < n) kv.SendToNext(curK, curV);
             var block = StepBlock(step);
+            var (qd, kd) = BlockDocuments(docs, step, block, (int)half);
             Tensor? bdk = null, bdv = null;
             switch (block)
             {
                 case Block.Causal:
-                    (var bdq0, bdk, bdv) = Kernel.Backward(dout, q, curK, curV, output, lse, causal: true);
+                    (var bdq0, bdk, bdv) = AttendBackward(dout, q, curK, curV, output, lse, true, qd, kd);
                     dq.add_(bdq0);
                     break;
                 case Block.AllQueriesFirstHalfKv:
-                    (var bdq1, bdk, bdv) = Kernel.Backward(dout, q, curK.narrow(2, 0, half), curV.narrow(2, 0, half), output, lse, causal: false);
+                    (var bdq1, bdk, bdv) = AttendBackward(dout, q, curK.narrow(2, 0, half), curV.narrow(2, 0, half), output, lse, false, qd, kd);
                     dq.add_(bdq1);
                     break;
                 case Block.SecondHalfQueriesAllKv:
-                    (var bdq2, bdk, bdv) = Kernel.Backward(dout2, q2, curK, curV, out2, lse2, causal: false);
+                    (var bdq2, bdk, bdv) = AttendBackward(dout2, q2, curK, curV, out2, lse2, false, qd, kd);
                     dq.narrow(2, half, half).add_(bdq2);
                     break;
                 case Block.AllQueriesAllKv:
-                    (var bdq3, bdk, bdv) = Kernel.Backward(dout, q, curK, curV, output, lse, causal: false);
+                    (var bdq3, bdk, bdv) = AttendBackward(dout, q, curK, curV, output, lse, false, qd, kd);
                     dq.add_(bdq3);
                     break;
             }
@@ -186,20 +225,23 @@ internal sealed class RingAttentionFunction : autograd.MultiTensorFunction<RingA
     public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var (q, k, v, ring) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (RingAttention)vars[3]);
-        var (output, lse) = ring.Timer.TimeForward(() => ring.RingForward(q, k, v));
+        var docs = ring.GatherDocuments(q.shape[2]);
+        var (output, lse) = ring.Timer.TimeForward(() => ring.RingForward(q, k, v, docs));
         ctx.save_for_backward([q, k, v, output.detach(), lse]);
         ctx.save_data("ring", ring);
+        ctx.save_data("docs", docs!);
         return [output];
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
     {
         var ring = (RingAttention)ctx.get_data("ring");
+        var docs = ctx.get_data("docs") as DocumentIds[];
         var saved = ctx.get_saved_variables();
         return AutogradFailure.Guard(ring.Group, saved[0], 4, () =>
         {
             var (dq, dk, dv) = ring.Timer.TimeBackward(() =>
-                ring.RingBackward(gradOutputs[0], saved[0], saved[1], saved[2], saved[3], saved[4]));
+                ring.RingBackward(gradOutputs[0], saved[0], saved[1], saved[2], saved[3], saved[4], docs));
             return [dq, dk, dv, null!];
         });
     }

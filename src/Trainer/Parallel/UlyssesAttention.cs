@@ -45,7 +45,10 @@ public sealed class UlyssesAttention : IAttention
         var qh = AllToAllFunction.Apply(q, Group, 1, 2, Timer);   // (B, Hq/N, T, D)
         var kh = AllToAllFunction.Apply(k, Group, 1, 2, Timer);   // (B, Hkv'/N, T, D)
         var vh = AllToAllFunction.Apply(v, Group, 1, 2, Timer);
-        var oh = Inner.Forward(qh, kh, vh);                       // (B, Hq/N, T, D)
+        // Packed sequences: the inner attention sees the gathered sequence, so it needs its document ids.
+        var docs = PackedDocuments.Current is { } mine ? Group.AllGather(mine, 1) : null; // (B, T), rank order = token order
+        Tensor oh;
+        using (PackedDocuments.Use(docs)) oh = Inner.Forward(qh, kh, vh); // (B, Hq/N, T, D)
         return scope.MoveToOuter(AllToAllFunction.Apply(oh, Group, 2, 1, Timer)); // (B, Hq, Tl, D)
     }
 

@@ -27,8 +27,11 @@ public sealed class RankRun
     public RankRun(PreparedRun prep, RunOptions options, ITrainingObserver? observer)
     {
         (_prep, _spec, _options, _observer) = (prep, prep.Spec, options, observer);
-        _schedule = new DataSchedule(prep.TrainCount, _spec.PerDeviceTrainBatchSize, _spec.DataParallelSize, _spec.GradientAccumulationSteps,
-            _spec.NumTrainEpochs, _spec.MaxSteps, _spec.Seed);
+        _schedule = _spec.MaxTokensPerBatch is { } budget
+            ? DataSchedule.ByTokens(prep.Train.PaddedRowTokens(), budget, 2 * _spec.SequenceParallelSize, _spec.DataParallelSize,
+                _spec.GradientAccumulationSteps, _spec.NumTrainEpochs, _spec.MaxSteps, _spec.Seed)
+            : new DataSchedule(prep.TrainCount, _spec.PerDeviceTrainBatchSize, _spec.DataParallelSize, _spec.GradientAccumulationSteps,
+                _spec.NumTrainEpochs, _spec.MaxSteps, _spec.Seed);
         _lr = LrSchedule.From(_spec.LrSchedulerType, _spec.LearningRate, _schedule.TotalSteps, _spec.WarmupSteps, _spec.WarmupRatio);
         if (prep.OutputDir != null) Directory.CreateDirectory(prep.OutputDir);
         _resumeFrom = prep.OutputDir != null ? Checkpoints.Resolve(_spec.ResumeFromCheckpoint, prep.OutputDir) : null;

@@ -17,10 +17,18 @@ public sealed record RankContext(ICollectives World, ICollectives Sp, ICollectiv
     public bool IsMain => World.Rank == 0;
 }
 
-/// <summary>Encoded examples of one split: SFT sequences or preference pairs.</summary>
-public sealed record TrainingData(IReadOnlyList<EncodedSequence>? Sft, IReadOnlyList<EncodedPair>? Pairs)
+/// <summary>Encoded examples of one split: SFT sequences, preference pairs, or packed rows of SFT/pt examples.</summary>
+public sealed record TrainingData(IReadOnlyList<EncodedSequence>? Sft, IReadOnlyList<EncodedPair>? Pairs, IReadOnlyList<PackedRow>? Packed = null)
 {
-    public int Count => Sft?.Count ?? Pairs?.Count ?? 0;
+    public int Count => Packed?.Count ?? Sft?.Count ?? Pairs?.Count ?? 0;
+
+    /// <summary>Tokens each training unit occupies in a batch row: a sequence, a packed row, or a pair's two
+    /// rows (padded to the longer answer). What a token budget counts.</summary>
+    public IReadOnlyList<int> PaddedRowTokens() =>
+        Packed?.Select(r => r.Length).ToArray()
+        ?? Sft?.Select(s => s.Length).ToArray()
+        ?? Pairs?.Select(p => 2 * Math.Max(p.Chosen.Length, p.Rejected.Length)).ToArray() ?? [];
+
     public static readonly TrainingData Empty = new([], null);
 }
 

@@ -86,6 +86,13 @@ public static class RunPreparation
 
         var (train, val) = Split(all, spec.ValSize, (ulong)spec.Seed);
         Fail(train.Count == 0, "val_size", $"{spec.ValSize} leaves no training examples out of {all.Count}");
+        if (spec.Packing)
+        {
+            // After the split, so held-out examples never share a row with training ones.
+            (train, val) = (Pack(train, spec), Pack(val, spec));
+            Fail(train.Count == 0, "cutoff_len", $"packing into rows of {spec.CutoffLen} tokens left no complete row; lower cutoff_len or set packing: false");
+            notes.Add($"packed {train.Packed!.Sum(r => r.Examples.Length)} examples into {train.Count} rows of at most {spec.CutoffLen} tokens ({(IsNeat(spec) ? "no attention across examples" : "concatenated, attention across documents")})");
+        }
         Fail(spec.EvalSteps is not null && val.Count == 0, "eval_steps", "needs a validation split: set val_size");
 
         var dtype = dtypeOverride ?? (spec.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
@@ -106,6 +113,12 @@ public static class RunPreparation
         var (tp, vp) = DataSplit.TrainVal(all.Pairs!, valSize, seed);
         return (new TrainingData(null, tp), new TrainingData(null, vp));
     }
+
+    /// <summary>SFT packing never lets examples see each other unless asked; pre-training concatenates as LLaMA-Factory does.</summary>
+    public static bool IsNeat(JobSpec spec) => spec.NeatPacking ?? spec.Stage != Stage.Pt;
+
+    public static TrainingData Pack(TrainingData data, JobSpec spec) =>
+        data.Sft is { } sft ? new TrainingData(null, null, SequencePacker.Pack(sft, spec.CutoffLen, IsNeat(spec))) : data;
 
     private static IReadOnlyList<T> Limit<T>(IReadOnlyList<T> items, int? max) => max is { } m && m < items.Count ? items.Take(m).ToList() : items;
 

@@ -18,9 +18,12 @@ public sealed record RunRecipe(JobSpec Spec, string? BaseDir, ScalarType? DType,
 /// <summary>Seeded synthetic sequences (see <see cref="SyntheticData"/>); the stage and seed come from the spec.</summary>
 public sealed record SyntheticRecipe(int Count, int SeqLen, int Vocab, bool ExactLength)
 {
-    public TrainingData Generate(JobSpec spec) => spec.Stage == Stage.Dpo
-        ? new TrainingData(null, SyntheticData.Pairs(Count, SeqLen, Vocab, spec.Seed, ExactLength))
-        : new TrainingData(SyntheticData.Sft(Count, SeqLen, Vocab, spec.Seed, ExactLength), null);
+    public TrainingData Generate(JobSpec spec)
+    {
+        if (spec.Stage == Stage.Dpo) return new TrainingData(null, SyntheticData.Pairs(Count, SeqLen, Vocab, spec.Seed, ExactLength));
+        var data = new TrainingData(SyntheticData.Sft(Count, SeqLen, Vocab, spec.Seed, ExactLength), null);
+        return spec.Packing ? RunPreparation.Pack(data, spec) : data; // rows of cutoff_len tokens
+    }
 
     /// <summary>A run on this data with no files written (no output_dir, no tokenizer).</summary>
     public PreparedRun Prepare(JobSpec spec, ScalarType dtype)

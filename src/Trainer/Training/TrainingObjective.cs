@@ -57,7 +57,7 @@ public static class TrainingObjectives
     public static ITrainingObjective Create(ObjectiveContext c, CausalLM? reference, TrainingData train, TrainingData val) =>
         IsPreference(c.Spec.Stage)
             ? new DpoObjective(c, reference, train.Pairs!, val.Pairs ?? [])
-            : new SftObjective(c, train.Sft!, val.Sft ?? []);
+            : new SftObjective(c, new SftRows(train), new SftRows(val));
 
     /// <summary>Whether a run of <paramref name="spec"/> holds a frozen reference model beside the policy.</summary>
     public static bool NeedsReferenceModel(JobSpec spec) => IsPreference(spec.Stage) && DpoObjective.NeedsReferenceModel(spec);

@@ -37,4 +37,18 @@ public class ParityCliTests
         Assert.Contains("hybrid", line);
         Assert.Contains("(6)", line);
     }
+
+    [Fact]
+    public void Parity_Packing_PackedRowsAtSp2EqualTheExamplesUnpackedAtSp1()
+    {
+        var r = TrainerProcess.Run(Path.GetTempPath(), "parity", "--packing", "true", "--model", "builtin:tiny-llama", "--sp", "2", "--mode", "zigzag-ring",
+            "--seq-len", "96", "--batch-size", "10", "--steps", "2", "--gradient-checkpointing", "--json");
+
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var report = JsonNode.Parse(r.Stdout.Trim())!.AsObject();
+        Assert.True(report["passed"]!.GetValue<bool>());
+        Assert.True(report["packing"]!.GetValue<bool>());
+        Assert.InRange((int)report["rows"]!, 2, 9); // several examples share a row
+        Assert.True(report["max_grad_rel_diff"]!.GetValue<double>() <= 1e-8);
+    }
 }

@@ -73,4 +73,45 @@ public class DataScheduleTests
     [Fact]
     public void EpochAt_CountsOptimizerSteps() =>
         Assert.Equal(1.4, new DataSchedule(10, 2, 1, 1, 3, -1, 1).EpochAt(stepsDone: 7), 12);   // 5 steps per epoch
+
+    [Fact]
+    public void ByTokens_BatchesStayWithinTheBudgetAndCoverEveryExampleOncePerEpoch()
+    {
+        var rng = new Random(3);
+        var lengths = Enumerable.Range(0, 40).Select(_ => rng.Next(5, 200)).ToArray();
+        var s = DataSchedule.ByTokens(lengths, maxTokensPerBatch: 512, padMultiple: 4, dataParallel: 2, gradAcc: 1, epochs: 2, maxSteps: -1, seed: 9);
+
+        for (int epoch = 0; epoch < 2; epoch++)
+        {
+            var seen = EpochExamples(s, epoch, 2);
+            Assert.Equal(Enumerable.Range(0, 40), seen.Order()); // each example once (this budget drops no micro-batch: gradAcc 1)
+        }
+        for (int step = 0; step < s.StepsPerEpoch; step++)
+            for (int d = 0; d < 2; d++)
+            {
+                var batch = s.Examples(step, 0, d);
+                if (batch.Length == 0) continue;
+                int longest = (batch.Max(i => lengths[i]) + 3) / 4 * 4;
+                Assert.True(batch.Length * longest <= 512, $"step {step} replica {d}: {batch.Length} × {longest} tokens");
+            }
+        Assert.True(s.MicroBatchesPerEpoch < 20, "short examples should share micro-batches");
+    }
+
+    [Fact]
+    public void ByTokens_ExampleLongerThanTheBudget_IsABatchAlone()
+    {
+        var s = DataSchedule.ByTokens([10, 300, 12], maxTokensPerBatch: 100, padMultiple: 1, dataParallel: 1, gradAcc: 1, epochs: 1, maxSteps: -1, seed: 1);
+        var batches = Enumerable.Range(0, s.StepsPerEpoch).Select(step => s.Examples(step, 0, 0)).ToList();
+        Assert.Contains(batches, b => b.SequenceEqual([1]));
+        Assert.Contains(batches, b => b.Order().SequenceEqual([0, 2]));
+    }
+
+    [Fact]
+    public void ByTokens_SameSeed_SameOrder()
+    {
+        int[] lengths = [5, 9, 30, 2, 17, 8, 40, 11];
+        var a = DataSchedule.ByTokens(lengths, 48, 2, 1, 1, 3, -1, seed: 4);
+        var b = DataSchedule.ByTokens(lengths, 48, 2, 1, 1, 3, -1, seed: 4);
+        for (int step = 0; step < a.TotalSteps; step++) Assert.Equal(a.Examples(step, 0, 0), b.Examples(step, 0, 0));
+    }
 }
