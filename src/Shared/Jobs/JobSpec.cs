@@ -36,6 +36,7 @@ public sealed record JobSpec
     [JsonPropertyName("ulysses_degree")] public int? UlyssesDegree { get; init; }
     [JsonPropertyName("data_parallel_size")] public int DataParallelSize { get; init; } = 1;
     [JsonPropertyName("launch")] public string Launch { get; init; } = "threads";
+    [JsonPropertyName("zero_stage")] public int ZeroStage { get; init; }
     [JsonPropertyName("device")] public string Device { get; init; } = "cpu";
     // train
     [JsonPropertyName("per_device_train_batch_size")] public int PerDeviceTrainBatchSize { get; init; } = 1;

@@ -15,6 +15,7 @@ public static class JobSpecKeys
     public static readonly string[] Schedulers = ["cosine", "linear", "constant"];
     public static readonly string[] Launches = ["threads", "processes"];
     public static readonly string[] Devices = ["cpu", "cuda"];
+    public static readonly string[] ZeroStages = ["0", "1", "2"];
 
     public static readonly IReadOnlyList<JobSpecKey> All =
     [
@@ -41,6 +42,7 @@ public static class JobSpecKeys
         new("ulysses_degree", "parallel", "auto", "hybrid only: the Ulysses sub-group size (must divide sequence_parallel_size and the head count)."),
         new("data_parallel_size", "parallel", "1", "Replicas that see different micro-batches; the run needs sequence_parallel_size × data_parallel_size slots."),
         new("launch", "parallel", "threads", "Ranks as threads of one process, or one process per rank (MPI).", Launches),
+        new("zero_stage", "parallel", "0", "ZeRO: 0 replicates the model states on every rank; 1 partitions AdamW's moments and fp32 masters over all sequence_parallel_size × data_parallel_size ranks; 2 also the summed gradients (3, the weights too, is not built yet).", ZeroStages),
         new("device", "parallel", "cpu", "Compute device.", Devices),
         new("per_device_train_batch_size", "train", "1", "Sequences per rank per micro-batch."),
         new("per_device_eval_batch_size", "train", "1", "Sequences per rank per evaluation batch."),

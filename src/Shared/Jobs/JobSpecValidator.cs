@@ -46,6 +46,8 @@ public static class JobSpecValidator
         Need(!s.Packing, "packing", "packing is not supported yet; set packing: false (each example is its own sequence)");
         Need(s.SequenceParallelSize >= 1, "sequence_parallel_size", "must be at least 1");
         Need(s.DataParallelSize >= 1, "data_parallel_size", "must be at least 1");
+        Need(JobSpecKeys.ZeroStages.Contains(s.ZeroStage.ToString(System.Globalization.CultureInfo.InvariantCulture)), "zero_stage",
+            $"{s.ZeroStage} is not one of {string.Join(", ", JobSpecKeys.ZeroStages)}" + (s.ZeroStage == 3 ? " (stage 3, the weights partitioned too, is not built yet)" : ""));
         Need(s.PerDeviceTrainBatchSize >= 1, "per_device_train_batch_size", "must be at least 1");
         Need(s.PerDeviceEvalBatchSize >= 1, "per_device_eval_batch_size", "must be at least 1");
         Need(s.GradientAccumulationSteps >= 1, "gradient_accumulation_steps", "must be at least 1");

@@ -50,11 +50,12 @@ public sealed class RankTrainer : IDisposable
     private readonly Collator _collator;
     private readonly Parameter[] _trainable;
 
-    public AdamW Optimizer { get; }
+    /// <summary>Where the weights' gradients and optimizer state live and how one update runs (zero_stage).</summary>
+    public IModelStates States { get; }
 
     /// <summary>When set, the next step keeps a float64 copy of the summed, unclipped gradient (for parity checks).</summary>
-    public bool CaptureNextGradient { get; set; }
-    public double[]? CapturedGradient { get; private set; }
+    public bool CaptureNextGradient { get => States.CaptureNextGradient; set => States.CaptureNextGradient = value; }
+    public double[]? CapturedGradient => States.CapturedGradient;
     public CausalLM Model => _model;
 
     public RankTrainer(RankContext ctx, JobSpec spec, CausalLM model, CausalLM? reference, DataSchedule schedule, LrSchedule lr,
@@ -66,7 +67,7 @@ public sealed class RankTrainer : IDisposable
         _labelTokens = train.Sft?.Select(ShiftedLabelCount).ToArray() ?? [];
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
         _trainable = named.Select(p => p.parameter).ToArray();
-        Optimizer = new AdamW(named.Select(p => (p.name, (Tensor)p.parameter)), spec.AdamBeta1, spec.AdamBeta2, spec.AdamEpsilon, spec.WeightDecay);
+        States = ModelStates.Create(spec.ZeroStage, ctx.World, [.. named.Select(p => (p.name, (Tensor)p.parameter))], spec);
         if (spec.Stage == "dpo" && spec.PrecomputeRefLogps)
         {
             // Without a reference model in memory, the initial weights are the reference only now, before training.
@@ -108,9 +109,8 @@ public sealed class RankTrainer : IDisposable
             else SftMicroBatch(mine, denominator, sums);
         }
 
-        double gradNorm = SumGradientsAndClip();
         double lr = _lr.At(step);
-        Optimizer.Update(lr);
+        double gradNorm = States.Update(lr);        // sum over the world, clip, update: the zero_stage's strategy
         foreach (var p in _trainable) p.grad = null;
 
         // Figures: token sums over the whole world; DPO sums are already identical within an SP group.
@@ -203,38 +203,6 @@ public sealed class RankTrainer : IDisposable
         return result;
     }
 
-    /// <summary>Sums gradients over the world (one flat all-reduce), then clips by the global norm. Returns the norm before clipping.</summary>
-    private double SumGradientsAndClip()
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        foreach (var p in _trainable) p.grad ??= zeros_like(p);
-        if (_ctx.World.WorldSize > 1)
-        {
-            var summed = cat(_trainable.Select(p => p.grad!.flatten()).ToArray());
-            _ctx.World.AllReduceSum(summed);
-            long offset = 0;
-            foreach (var p in _trainable)
-            {
-                long n = p.numel();
-                p.grad!.copy_(summed.narrow(0, offset, n).view(p.shape));
-                offset += n;
-            }
-        }
-        if (CaptureNextGradient)
-        {
-            CapturedGradient = cat(_trainable.Select(p => p.grad!.flatten().to(ScalarType.Float64)).ToArray()).data<double>().ToArray();
-            CaptureNextGradient = false;
-        }
-        double norm = Math.Sqrt(_trainable.Sum(p => ToDouble(p.grad!.to(ScalarType.Float64).square().sum())));
-        if (_spec.MaxGradNorm > 0 && norm > _spec.MaxGradNorm)
-        {
-            using Scalar c = _spec.MaxGradNorm / (norm + 1e-6);
-            foreach (var p in _trainable) p.grad!.mul_(c);
-        }
-        return norm;
-    }
-
     /// <summary>Mean loss over the held-out split (SFT: per label token; DPO: per pair), no gradients.
     /// Every rank of the world takes part; data-parallel replicas share the batches out.</summary>
     public double Evaluate()
@@ -278,7 +246,7 @@ public sealed class RankTrainer : IDisposable
 
     public void Dispose()
     {
-        Optimizer.Dispose();
+        States.Dispose();
         _reference?.Dispose();
     }
 }
