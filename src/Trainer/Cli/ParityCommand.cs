@@ -9,7 +9,7 @@ namespace LongSeqService.Trainer.Cli;
 
 /// <summary>
 /// <c>trainer parity</c>: trains K optimizer steps from the same seed and data with SP=1 on one rank
-/// and with SP=N (× DP=D), then compares losses (every step), the summed gradient (first step) and the
+/// and with SP=N (× DP=D, with <c>--zero-stage N</c> the model states partitioned over those ranks), then compares losses (every step), the summed gradient (first step) and the
 /// parameters (after the last step). Exit code 0 only within tolerance — a cluster check to run before
 /// spending GPU hours.
 /// </summary>
@@ -17,7 +17,7 @@ public static class ParityCommand
 {
     private static readonly string[] Known =
         ["model", "sp", "mode", "seq_len", "dtype", "steps", "stage", "finetuning_type", "batch_size", "gradient_accumulation_steps",
-         "dp", "gradient_checkpointing", "ulysses_degree", "seed", "learning_rate", "launch", "json"];
+         "dp", "gradient_checkpointing", "ulysses_degree", "seed", "learning_rate", "launch", "zero_stage", "json"];
 
     public static int Run(string[] args)
     {
@@ -41,6 +41,7 @@ public static class ParityCommand
             LearningRate = double.Parse(cli.Get("learning_rate") ?? "1e-3", System.Globalization.CultureInfo.InvariantCulture),
             LrSchedulerType = "constant", Seed = cli.Int("seed", 42), LoggingSteps = 1,
             GradientCheckpointing = cli.Has("gradient_checkpointing"), Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
+            ZeroStage = cli.Int("zero_stage", 0),
         };
         CheckRuns.Validate(spec, shape);
         int count = steps * batch * gradAcc * dp;
@@ -48,7 +49,7 @@ public static class ParityCommand
         var clock = Stopwatch.StartNew();
         // The reference: one rank holding whole sequences, the same global batch in one replica, in this process.
         var reference = new TrainingRun(CheckRuns.Prepare(spec with { SequenceParallelSize = 1, SequenceParallelMode = "zigzag-ring", UlyssesDegree = null,
-            DataParallelSize = 1, PerDeviceTrainBatchSize = batch * dp, Launch = "threads" }, shape, dtype, count, seqLen, exactLength: false),
+            DataParallelSize = 1, PerDeviceTrainBatchSize = batch * dp, Launch = "threads", ZeroStage = 0 }, shape, dtype, count, seqLen, exactLength: false),
             options: new RunOptions(true, true)).Execute();
         var parallel = new TrainingRun(CheckRuns.Prepare(spec, shape, dtype, count, seqLen, exactLength: false), options: new RunOptions(true, true)).Execute();
 
@@ -56,12 +57,12 @@ public static class ParityCommand
         report["model"] = model; report["sp"] = sp; report["dp"] = dp; report["mode"] = spec.SequenceParallelMode;
         report["seq_len"] = seqLen; report["dtype"] = dtype.ToString().ToLowerInvariant(); report["steps"] = steps;
         report["stage"] = spec.Stage; report["finetuning_type"] = spec.FinetuningType; report["batch_size"] = batch;
-        report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch; report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
+        report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch; report["zero_stage"] = spec.ZeroStage; report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
         bool passed = report["passed"]!.GetValue<bool>();
         if (json) Console.WriteLine(report.ToJsonString());
         else
         {
-            Console.WriteLine($"parity {model} {spec.Stage}/{spec.FinetuningType} sp={sp} ({spec.SequenceParallelMode}) dp={dp} T={seqLen} {report["dtype"]}, {steps} steps, ranks as {spec.Launch}");
+            Console.WriteLine($"parity {model} {spec.Stage}/{spec.FinetuningType} sp={sp} ({spec.SequenceParallelMode}) dp={dp} zero_stage={spec.ZeroStage} T={seqLen} {report["dtype"]}, {steps} steps, ranks as {spec.Launch}");
             Console.WriteLine($"  max |loss_N − loss_1|          {Show(report["max_loss_abs_diff"])}   (tolerance {report["tolerance"]!["loss_abs"]})");
             Console.WriteLine($"  ‖g_N − g_1‖ / ‖g_1‖ (step 1)   {Show(report["max_grad_rel_diff"])}   (tolerance {report["tolerance"]!["grad_rel"]})");
             Console.WriteLine($"  max |θ_N − θ_1| (last step)    {Show(report["max_param_abs_diff"])}   (tolerance {report["tolerance"]!["param_abs"]})");

@@ -40,6 +40,9 @@ public interface IModelStates : IDisposable
 
     ModelStateBytes Bytes { get; }
 
+    /// <summary>Wall time spent in this object's collectives so far (gradient sum, norm, weight gather).</summary>
+    TimeSpan CommunicationTime { get; }
+
     /// <summary>When set, the next update keeps a float64 copy of the summed, unclipped gradient (parity checks; every rank sets it).</summary>
     bool CaptureNextGradient { get; set; }
     double[]? CapturedGradient { get; }
@@ -92,6 +95,14 @@ public static class ModelStates
         }
     }
 
+    /// <summary>Runs a collective, adding its wall time to <paramref name="total"/>.</summary>
+    internal static void Timed(ref TimeSpan total, Action collective)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        collective();
+        total += System.Diagnostics.Stopwatch.GetElapsedTime(start);
+    }
+
     internal static long BytesOf(IEnumerable<Tensor> tensors) => tensors.Sum(t => t.numel() * t.element_size());
 }
 
@@ -119,13 +130,15 @@ public sealed class ReplicatedStates : IModelStates
     public double[]? CapturedGradient { get; private set; }
 
     public ModelStateBytes Bytes => new(ModelStates.BytesOf(_trainable), ModelStates.BytesOf(_trainable), Optimizer.StateBytes);
+    public TimeSpan CommunicationTime => _communication;
+    private TimeSpan _communication;
 
     public double Update(double lr)
     {
         using (NewDisposeScope())
         using (no_grad())
         {
-            ModelStates.AllReduceGradients(_world, _trainable);
+            ModelStates.Timed(ref _communication, () => ModelStates.AllReduceGradients(_world, _trainable));
             if (CaptureNextGradient) (CapturedGradient, CaptureNextGradient) = (ModelStates.ToDoubles(_trainable.Select(p => p.grad!)), false);
             double norm = Math.Sqrt(_trainable.Sum(p => ModelStates.SquaredSum(p.grad!)));
             if (ModelStates.ClipFactor(norm, _maxGradNorm) is { } factor)

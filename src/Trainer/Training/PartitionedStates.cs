@@ -59,6 +59,8 @@ public sealed class PartitionedStates : IModelStates
     public bool CaptureNextGradient { get; set; }
     public double[]? CapturedGradient { get; private set; }
     public ModelStateBytes Bytes => new(ModelStates.BytesOf(_params), _gradientBytes, Optimizer.StateBytes);
+    public TimeSpan CommunicationTime => _communication;
+    private TimeSpan _communication;
 
     private long ElementSize => _params.Length > 0 ? _params[0].element_size() : 4;
 
@@ -70,19 +72,20 @@ public sealed class PartitionedStates : IModelStates
         double norm;
         if (ZeroStage == 1)
         {
-            ModelStates.AllReduceGradients(_world, _params);
+            ModelStates.Timed(ref _communication, () => ModelStates.AllReduceGradients(_world, _params));
             if (CaptureNextGradient) (CapturedGradient, CaptureNextGradient) = (ModelStates.ToDoubles(_params.Select(p => p.grad!)), false);
             norm = Math.Sqrt(_params.Sum(p => ModelStates.SquaredSum(p.grad!)));
             grads = [.. _mine.Select(r => _params[r.Index].grad!.reshape(-1).narrow(0, r.Offset, r.Length))];
         }
         else
         {
-            var partition = ReduceScatterGradients();      // (partition length)
+            Tensor partition = null!;
+            ModelStates.Timed(ref _communication, () => partition = ReduceScatterGradients());   // (partition length)
             foreach (var p in _params) p.grad = null;      // the whole gradient is not needed any more
             if (CaptureNextGradient) (CapturedGradient, CaptureNextGradient) = (ModelStates.ToDoubles([_world.AllGather(partition, 0)]), false);
             grads = [.. _mine.Select(r => partition.narrow(0, r.Flat - _part.Start, r.Length))];
             using var squares = tensor(new[] { grads.Sum(ModelStates.SquaredSum) }, ScalarType.Float64);
-            _world.AllReduceSum(squares);                  // rank order: the same sum on every rank
+            ModelStates.Timed(ref _communication, () => _world.AllReduceSum(squares));            // rank order: the same sum on every rank
             norm = Math.Sqrt(squares.item<double>());
         }
         if (ModelStates.ClipFactor(norm, _maxGradNorm) is { } factor)
@@ -93,7 +96,7 @@ public sealed class PartitionedStates : IModelStates
             foreach (var g in grads) g.mul_(c);
         }
         Optimizer.Update(lr, grads);
-        GatherWeights();
+        ModelStates.Timed(ref _communication, GatherWeights);
         return norm;
     }
 

@@ -40,6 +40,7 @@ public static class RankProcesses
             ["history"] = JsonSerializer.SerializeToNode(outcome.History, Json),
             ["rank_attention_seconds"] = JsonSerializer.SerializeToNode(outcome.RankAttentionSeconds, Json),
             ["rank_model_state_bytes"] = JsonSerializer.SerializeToNode(outcome.RankModelStateBytes, Json),
+            ["state_communication_seconds"] = outcome.StateCommunicationSeconds,
         };
         File.WriteAllText(Path.Combine(dir, "result.json"), o.ToJsonString(Json));
         WriteDoubles(Path.Combine(dir, "first_gradient.bin"), outcome.FirstGradient);
@@ -57,6 +58,7 @@ public static class RankProcesses
             attention.Select(a => AttentionTimer.FromSeconds(a[0], a[1], a[2])).ToArray())
         {
             RankModelStateBytes = o["rank_model_state_bytes"].Deserialize<long[][]>(Json) ?? [],
+            StateCommunicationSeconds = (double?)o["state_communication_seconds"] ?? 0,
         };
     }
 

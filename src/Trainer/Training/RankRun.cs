@@ -10,6 +10,9 @@ public sealed record RankOutcome(List<StepMetrics> History, double[]? FirstGradi
 {
     /// <summary>Every rank's model-state bytes at the end (<see cref="ModelStateBytes"/>: weights, gradients, optimizer), in world order.</summary>
     public long[][] RankModelStateBytes { get; init; } = [];
+
+    /// <summary>This rank's wall time inside the model-state collectives, all steps.</summary>
+    public double StateCommunicationSeconds { get; init; }
 }
 
 /// <summary>
@@ -129,7 +132,7 @@ public sealed class RankRun
             var attention = GatherAttention(world, timer);
             var stateBytes = GatherStateBytes(world, trainer.States.Bytes);
             world.Barrier();
-            return new RankOutcome(history, firstGradient, finalParameters, attention) { RankModelStateBytes = stateBytes };
+            return new RankOutcome(history, firstGradient, finalParameters, attention) { RankModelStateBytes = stateBytes, StateCommunicationSeconds = trainer.States.CommunicationTime.TotalSeconds };
         }
         finally
         {

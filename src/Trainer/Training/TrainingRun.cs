@@ -20,6 +20,9 @@ public sealed record RunResult(IReadOnlyList<StepMetrics> History, double[]? Fir
 {
     /// <summary>Every rank's model-state bytes at the end: (weights, gradients, optimizer state), in world order.</summary>
     public long[][] RankModelStateBytes { get; init; } = [];
+
+    /// <summary>The main rank's wall time inside the model-state collectives (gradient sum, norm, weight gather), all steps.</summary>
+    public double StateCommunicationSeconds { get; init; }
 }
 
 /// <summary>Options for runs that are checks rather than jobs (parity, bench): no files, captured tensors.</summary>
@@ -44,6 +47,6 @@ public sealed class TrainingRun(PreparedRun prep, ITrainingObserver? observer = 
         var timers = Enumerable.Range(0, _spec.WorldSize).Select(_ => new AttentionTimer()).ToArray();
         var outcomes = InProcessWorld.Run(_spec.WorldSize, world => body.Run(world, timers[world.Rank], ownProcess: false));
         var main = outcomes[0];
-        return new RunResult(main.History, main.FirstGradient, main.FinalParameters, timers) { RankModelStateBytes = main.RankModelStateBytes };
+        return new RunResult(main.History, main.FirstGradient, main.FinalParameters, timers) { RankModelStateBytes = main.RankModelStateBytes, StateCommunicationSeconds = main.StateCommunicationSeconds };
     }
 }
