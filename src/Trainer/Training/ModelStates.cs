@@ -67,8 +67,15 @@ public static class ModelStates
     /// </summary>
     public static Device StateDevice(Tensor weights) => weights.device;
 
-    /// <summary>The global gradient norm from per-tensor float64 squared sums (the same order on every rank).</summary>
-    internal static double SquaredSum(Tensor grad) => grad.to(ScalarType.Float64).square().sum().to(ScalarType.Float64).item<double>();
+    /// <summary>A tensor's float64 sum of squares (the global norm adds these per tensor, in the same order on every rank).
+    /// TorchSharp's square() is pow with an implicit Scalar temporary that the GC can finalize mid-call (seen
+    /// here: "INTERNAL ASSERT FAILED at Scalar.h" in pow under load), so the exponent is held.</summary>
+    internal static double SquaredSum(Tensor grad)
+    {
+        using Scalar two = 2;
+        using var scope = NewDisposeScope();
+        return grad.to(ScalarType.Float64).pow(two).sum().to(ScalarType.Float64).item<double>();
+    }
 
     internal static double[] ToDoubles(IEnumerable<Tensor> parts)
     {
