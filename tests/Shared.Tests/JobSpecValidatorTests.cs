@@ -42,6 +42,18 @@ public class JobSpecValidatorTests
         Assert.Contains("is not one of", e.Message);
     }
 
+    [Theory]
+    [InlineData(3, "not built yet")]
+    [InlineData(-1, "must be 0 to 3")]
+    [InlineData(4, "must be 0 to 3")]
+    public void Validate_ZeroStageNotBuilt_NamesZeroStageAndTheStagesThatAre(int stage, string expected)
+    {
+        var e = Assert.Single(JobSpecValidator.Validate(Valid with { ZeroStage = stage }, Qwen));
+        Assert.Equal("zero_stage", e.Field);
+        Assert.Contains(expected, e.Message);
+        Assert.Empty(JobSpecValidator.Validate(Valid with { ZeroStage = 2, SequenceParallelSize = 2, DataParallelSize = 2 }, Qwen));
+    }
+
     [Fact]
     public void Validate_SpecBuiltInCode_MeetsTheDeclaredBounds()
     {

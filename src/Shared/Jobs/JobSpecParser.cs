@@ -19,7 +19,7 @@ public static class JobSpecParser
 
     /// <summary>The ZeRO stages the trainer honours today; a higher zero_stage gives one warning.
     /// (Model-state sharding is being built; raise this as its stages land.)</summary>
-    public const int HonouredZeroStage = 0;
+    public const int HonouredZeroStage = 2;
 
     /// <summary>Where relative file names in a spec (a <c>deepspeed</c> config) are read from; null where the
     /// caller reads no files (the API: a tenant never names a server file).</summary>
@@ -115,9 +115,6 @@ public static class JobSpecParser
         var spec = new JobSpec();
         foreach (var k in JobSpecKeys.All)
             if (values.TryGetValue(k.Name, out var v)) k.Property.SetValue(spec, v); // init-only setters are settable by reflection on a fresh record
-        if (spec.ZeroStage > HonouredZeroStage)
-            warnings?.Add($"zero_stage {spec.ZeroStage}: model states are not sharded yet — every rank holds all weights, gradients and AdamW states " +
-                          $"(ZeRO stage {HonouredZeroStage}); the training itself is the same");
         return spec;
     }
 
@@ -205,8 +202,11 @@ public static class JobSpecParser
             errors.Add(new SpecError("zero_stage", $"{stage} disagrees with deepspeed ({Path.GetFileName(path)} sets ZeRO stage {config.Stage}); drop one of them"));
             return;
         }
-        values["zero_stage"] = config.Stage;
+        values["zero_stage"] = Math.Min(config.Stage, HonouredZeroStage);
+        if (config.Stage > HonouredZeroStage)
+            warnings?.Add($"deepspeed: {Path.GetFileName(path)} asks for ZeRO stage {config.Stage}; stage {HonouredZeroStage} is the highest built here " +
+                          $"(optimizer states and gradients partitioned, weights replicated), so the run uses zero_stage {HonouredZeroStage} — the same training, more memory per rank");
         if (config.Offload.Count > 0)
-            warnings?.Add($"deepspeed: {string.Join(" and ", config.Offload)} offload to the CPU is not done here; everything stays on the device");
+            warnings?.Add($"deepspeed: {string.Join(" and ", config.Offload)} offload to the CPU is not done here; everything stays on the device (on CPU there is nothing to offload to)");
     }
 }

@@ -36,7 +36,7 @@ public static class JobSpecTable
         md.AppendLine();
         md.AppendLine($"`{JobSpecKeys.DeepSpeed}` (CLI only): a DeepSpeed config file such as LLaMA-Factory's `examples/deepspeed/ds_z3_config.json`; " +
                       "its `zero_optimization.stage` sets `zero_stage` (the two must agree), offload is reported and not done. " +
-                      $"ZeRO stages above {JobSpecParser.HonouredZeroStage} are accepted with a warning until model-state sharding lands.");
+                      $"A config asking for a ZeRO stage above {JobSpecParser.HonouredZeroStage} (stage 3 is not built yet) runs at stage {JobSpecParser.HonouredZeroStage}, with a warning.");
         md.AppendLine();
         md.AppendLine("LLaMA-Factory keys accepted with one warning each and otherwise ignored:");
         md.AppendLine();

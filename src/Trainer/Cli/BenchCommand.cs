@@ -19,7 +19,7 @@ public static class BenchCommand
 {
     private static readonly string[] Known =
         ["model", "seq_len", "sp", "mode", "dtype", "steps", "warmup", "threads_per_rank", "gradient_checkpointing", "ulysses_degree", "json",
-         "launch", "find_max_len", "rank_memory_limit", "min_len", "max_len", "loss_chunk_tokens", "mlp_tile_tokens"];
+         "launch", "find_max_len", "rank_memory_limit", "min_len", "max_len", "loss_chunk_tokens", "mlp_tile_tokens", "dp", "zero_stage"];
 
     /// <summary>The working-set knobs a job takes from their rules, overridable here to measure their effect.</summary>
     internal static RunOptions Knobs(CliArgs cli) =>
@@ -44,13 +44,14 @@ public static class BenchCommand
         foreach (var t in lengths)
             foreach (var n in sizes)
             {
-                int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / n));
+                int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / (n * cli.Int("dp", 1))));
                 var spec = new JobSpec
                 {
                     ModelNameOrPath = model, Dataset = "(synthetic)", SequenceParallelSize = n,
                     SequenceParallelMode = SequenceParallelPlan.ParseMode(cli.Get("mode") ?? "zigzag-ring"), UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null,
                     CutoffLen = t, LearningRate = 1e-4, LrSchedulerType = LrSchedulerType.Constant, Bf16 = dtype == ScalarType.BFloat16,
                     GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1, Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
+                    DataParallelSize = cli.Int("dp", 1), ZeroStage = cli.Int("zero_stage", 0),
                 };
                 CheckRuns.Validate(spec, shape);
                 var r = Measure(spec, shape, dtype, t, steps, warmup, threads, knobs);
@@ -58,14 +59,18 @@ public static class BenchCommand
                 AddUtilisation(r, config, t, n, peaks[threads]);
                 results.Add(r);
                 if (!cli.Has("json"))
-                    Console.WriteLine($"T={t,6} sp={n} {spec.SequenceParallelMode.Wire(),-11} {dtype.ToString().ToLowerInvariant(),-8} threads/rank={threads}  " +
+                    Console.WriteLine($"T={t,6} sp={n} dp={spec.DataParallelSize} zero={spec.ZeroStage} {spec.SequenceParallelMode.Wire(),-11} {dtype.ToString().ToLowerInvariant(),-8} threads/rank={threads}  " +
                         $"{r["tokens_per_sec"],8} tok/s  step {r["step_seconds"]} s  attention compute/rank [{string.Join(", ", r["rank_attention_compute_seconds"]!.AsArray())}] s " +
                         $"wait [{string.Join(", ", r["rank_attention_wait_seconds"]!.AsArray())}] s (imbalance {r["attention_imbalance"]})  " + Memory(r) +
-                        $"  MFU {r["mfu"]} of {r["matmul_peak_gflops_per_rank"]} GFLOP/s per rank");
+                        $"  MFU {r["mfu"]} of {r["matmul_peak_gflops_per_rank"]} GFLOP/s per rank" +
+                        (r["rank_model_state_bytes"] is JsonArray states ? $"  model states/rank [{string.Join(", ", states.Select(b => (long)b! / 1048576))}] MiB, their collectives {r["state_communication_seconds"]} s/step" : ""));
             }
         if (cli.Has("json")) Console.WriteLine(results.ToJsonString());
         return 0;
     }
+
+    /// <summary>Each rank's model-state bytes (weights + gradients + optimizer state, measured from its tensors).</summary>
+    private static JsonArray StateBytes(RunResult result) => new(result.RankModelStateBytes.Select(r => (JsonNode)r.Sum()).ToArray());
 
     private static string Memory(JsonObject r) => r["rank_peak_bytes"] is JsonArray peaks
         ? $"rank peak−baseline [{string.Join(", ", peaks.Zip(r["rank_baseline_bytes"]!.AsArray(), (p, b) => ((long)p! - (long)b!) / 1048576))}] MiB " +
@@ -86,7 +91,7 @@ public static class BenchCommand
     {
         if (spec.Launch == Launch.Processes) return MeasureProcesses(spec, shape, dtype, seqLen, steps, warmup, threadsPerRank, knobs);
         var options = (knobs ?? new RunOptions()) with { IntraOpThreadsPerRank = threadsPerRank };
-        int count = Math.Max(steps, warmup);
+        int count = Math.Max(steps, warmup) * spec.DataParallelSize;
         if (warmup > 0) new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup }, shape, dtype, count, seqLen, exactLength: true), options: options).Execute();
 
         NativeMemory.Trim();
@@ -101,7 +106,10 @@ public static class BenchCommand
             ["dtype"] = dtype.ToString().ToLowerInvariant(), ["threads_per_rank"] = threadsPerRank, ["steps"] = steps,
             ["gradient_checkpointing"] = spec.GradientCheckpointing,
             ["step_seconds"] = Math.Round(stepSeconds, 4),
-            ["tokens_per_sec"] = Math.Round(seqLen / stepSeconds, 1),
+            ["tokens_per_sec"] = Math.Round(seqLen * spec.DataParallelSize / stepSeconds, 1),
+            ["dp"] = spec.DataParallelSize, ["zero_stage"] = spec.ZeroStage,
+            ["rank_model_state_bytes"] = StateBytes(result),
+            ["state_communication_seconds"] = Math.Round(result.StateCommunicationSeconds / steps, 4),
             ["baseline_bytes"] = baseline,
             ["peak_bytes"] = NativeMemory.PeakResidentBytes(),
             ["memory_scope"] = "process (ranks are threads)",
@@ -118,7 +126,7 @@ public static class BenchCommand
     {
         var options = (knobs ?? new RunOptions()) with { IntraOpThreadsPerRank = threadsPerRank };
         var watch = new RankWatch();
-        var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup + steps }, shape, dtype, warmup + steps, seqLen, exactLength: true),
+        var result = new TrainingRun(CheckRuns.Prepare(spec with { MaxSteps = warmup + steps }, shape, dtype, (warmup + steps) * spec.DataParallelSize, seqLen, exactLength: true),
             watch, options).Execute();
         var timed = watch.StepSeconds.Skip(warmup).ToArray();
         var peaks = watch.LastRecord!["rank_peak_bytes"]!.AsArray().Select(p => (long)p!).ToArray();
@@ -130,7 +138,10 @@ public static class BenchCommand
             ["dtype"] = dtype.ToString().ToLowerInvariant(), ["threads_per_rank"] = threadsPerRank, ["steps"] = steps, ["launch"] = "processes",
             ["gradient_checkpointing"] = spec.GradientCheckpointing,
             ["step_seconds"] = Math.Round(stepSeconds, 4),
-            ["tokens_per_sec"] = Math.Round(seqLen / stepSeconds, 1),
+            ["tokens_per_sec"] = Math.Round(seqLen * spec.DataParallelSize / stepSeconds, 1),
+            ["dp"] = spec.DataParallelSize, ["zero_stage"] = spec.ZeroStage,
+            ["rank_model_state_bytes"] = StateBytes(result),
+            ["state_communication_seconds"] = Math.Round(result.StateCommunicationSeconds / (warmup + steps), 4),
             ["rank_baseline_bytes"] = new JsonArray(baselines.Select(b => (JsonNode)b).ToArray()),
             ["rank_peak_bytes"] = new JsonArray(peaks.Select(b => (JsonNode)b).ToArray()),
             ["rank_activation_bytes"] = new JsonArray(peaks.Zip(baselines, (p, b) => (JsonNode)(p - b)).ToArray()),

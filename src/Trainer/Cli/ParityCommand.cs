@@ -10,7 +10,7 @@ namespace LongSeqService.Trainer.Cli;
 
 /// <summary>
 /// <c>trainer parity</c>: trains K optimizer steps from the same seed and data with SP=1 on one rank
-/// and with SP=N (× DP=D), then compares losses (every step), the summed gradient (first step) and the
+/// and with SP=N (× DP=D, with <c>--zero-stage N</c> the model states partitioned over those ranks), then compares losses (every step), the summed gradient (first step) and the
 /// parameters (after the last step). Exit code 0 only within tolerance — a cluster check to run before
 /// spending GPU hours.
 /// </summary>
@@ -18,7 +18,7 @@ public static class ParityCommand
 {
     private static readonly string[] Known =
         ["model", "sp", "mode", "seq_len", "dtype", "steps", "stage", "finetuning_type", "batch_size", "gradient_accumulation_steps",
-         "dp", "gradient_checkpointing", "ulysses_degree", "seed", "learning_rate", "launch", "packing", "json"];
+         "dp", "gradient_checkpointing", "ulysses_degree", "seed", "learning_rate", "launch", "packing", "zero_stage", "json"];
 
     public static int Run(string[] args)
     {
@@ -43,6 +43,7 @@ public static class ParityCommand
             LearningRate = double.Parse(cli.Get("learning_rate") ?? "1e-3", System.Globalization.CultureInfo.InvariantCulture),
             LrSchedulerType = LrSchedulerType.Constant, Seed = cli.Int("seed", 42), LoggingSteps = 1,
             GradientCheckpointing = cli.Has("gradient_checkpointing"), Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
+            ZeroStage = cli.Int("zero_stage", 0),
         };
         CheckRuns.Validate(spec, shape);
         int count = steps * batch * gradAcc * dp;
@@ -50,7 +51,7 @@ public static class ParityCommand
         var clock = Stopwatch.StartNew();
         // The reference: one rank holding whole sequences, the same global batch in one replica, in this process.
         var reference = new TrainingRun(CheckRuns.Prepare(spec with { SequenceParallelSize = 1, SequenceParallelMode = SequenceParallelMode.ZigzagRing, UlyssesDegree = null,
-            DataParallelSize = 1, PerDeviceTrainBatchSize = batch * dp, Launch = Launch.Threads }, shape, dtype, count, seqLen, exactLength: false),
+            DataParallelSize = 1, PerDeviceTrainBatchSize = batch * dp, Launch = Launch.Threads, ZeroStage = 0 }, shape, dtype, count, seqLen, exactLength: false),
             options: new RunOptions(true, true)).Execute();
         var parallel = new TrainingRun(CheckRuns.Prepare(spec, shape, dtype, count, seqLen, exactLength: false), options: new RunOptions(true, true)).Execute();
 
@@ -58,12 +59,12 @@ public static class ParityCommand
         report["model"] = model; report["sp"] = sp; report["dp"] = dp; report["mode"] = spec.SequenceParallelMode.Wire();
         report["seq_len"] = seqLen; report["dtype"] = dtype.ToString().ToLowerInvariant(); report["steps"] = steps;
         report["stage"] = spec.Stage.Wire(); report["finetuning_type"] = spec.FinetuningType.Wire(); report["batch_size"] = batch;
-        report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch.Wire(); report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
+        report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch.Wire(); report["zero_stage"] = spec.ZeroStage; report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
         bool passed = report["passed"]!.GetValue<bool>();
         if (json) Console.WriteLine(report.ToJsonString());
         else
         {
-            Console.WriteLine($"parity {model} {spec.Stage.Wire()}/{spec.FinetuningType.Wire()} sp={sp} ({spec.SequenceParallelMode.Wire()}) dp={dp} T={seqLen} {report["dtype"]}, {steps} steps, ranks as {spec.Launch.Wire()}");
+            Console.WriteLine($"parity {model} {spec.Stage.Wire()}/{spec.FinetuningType.Wire()} sp={sp} ({spec.SequenceParallelMode.Wire()}) dp={dp} zero_stage={spec.ZeroStage} T={seqLen} {report["dtype"]}, {steps} steps, ranks as {spec.Launch.Wire()}");
             Console.WriteLine($"  max |loss_N − loss_1|          {Show(report["max_loss_abs_diff"])}   (tolerance {report["tolerance"]!["loss_abs"]})");
             Console.WriteLine($"  ‖g_N − g_1‖ / ‖g_1‖ (step 1)   {Show(report["max_grad_rel_diff"])}   (tolerance {report["tolerance"]!["grad_rel"]})");
             Console.WriteLine($"  max |θ_N − θ_1| (last step)    {Show(report["max_param_abs_diff"])}   (tolerance {report["tolerance"]!["param_abs"]})");

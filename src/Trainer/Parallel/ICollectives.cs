@@ -40,7 +40,16 @@ public interface ICollectives
     /// </summary>
     void AllReduceSum(Tensor tensor);
 
-    /// <summary>Concatenates every rank's tensor along <paramref name="dim"/>, in rank order.</summary>
+    /// <summary>
+    /// The sum over ranks of <paramref name="tensor"/> (read flat: <c>numel == Σ counts</c>), of which this rank
+    /// gets only its part: elements <c>[Σ counts[..Rank], + counts[Rank])</c>. Added in rank order, so every
+    /// element has the same bits as in <see cref="AllReduceSum"/>. Counts are the same list on every rank
+    /// and may be uneven or zero (a partition of the flat parameter space, ZeRO stage 2).
+    /// </summary>
+    Tensor ReduceScatterSum(Tensor tensor, IReadOnlyList<long> counts);
+
+    /// <summary>Concatenates every rank's tensor along <paramref name="dim"/>, in rank order. The sizes along
+    /// <paramref name="dim"/> may differ between ranks, zero included (gathering uneven partitions).</summary>
     Tensor AllGather(Tensor tensor, long dim);
 
     /// <summary>

@@ -82,6 +82,22 @@ public sealed class InProcessCollectives : ICollectives
         tensor.copy_(sum); // only after the second barrier: peers read our tensor until then
     }
 
+    public Tensor ReduceScatterSum(Tensor tensor, IReadOnlyList<long> counts)
+    {
+        var offsets = ScatterCounts.Offsets(counts, WorldSize, tensor.numel());
+        var (start, length) = (offsets[Rank], counts[Rank]);
+        using var _ = torch.no_grad();
+        // The same additions as AllReduceSum, on this rank's part only: rank order, so the same bits.
+        return Exchange(tensor, slots =>
+        {
+            using var scope = torch.NewDisposeScope();
+            var parts = slots.Select(s => s.reshape(-1).narrow(0, start, length)).ToArray();
+            var acc = parts[0].clone();
+            for (var i = 1; i < parts.Length; i++) acc.add_(parts[i]);
+            return scope.MoveToOuter(acc);
+        });
+    }
+
     public Tensor AllGather(Tensor tensor, long dim)
     {
         using var _ = torch.no_grad();

@@ -39,6 +39,8 @@ public static class RankProcesses
         {
             ["history"] = JsonSerializer.SerializeToNode(outcome.History, Json),
             ["rank_attention_seconds"] = JsonSerializer.SerializeToNode(outcome.RankAttentionSeconds, Json),
+            ["rank_model_state_bytes"] = JsonSerializer.SerializeToNode(outcome.RankModelStateBytes, Json),
+            ["state_communication_seconds"] = outcome.StateCommunicationSeconds,
         };
         File.WriteAllText(Path.Combine(dir, "result.json"), o.ToJsonString(Json));
         WriteDoubles(Path.Combine(dir, "first_gradient.bin"), outcome.FirstGradient);
@@ -53,7 +55,11 @@ public static class RankProcesses
         var history = o["history"].Deserialize<List<StepMetrics>>(Json)!;
         var attention = o["rank_attention_seconds"].Deserialize<double[][]>(Json)!;
         return new RunResult(history, ReadDoubles(Path.Combine(dir, "first_gradient.bin")), ReadDoubles(Path.Combine(dir, "final_parameters.bin")),
-            attention.Select(a => AttentionTimer.FromSeconds(a[0], a[1], a[2])).ToArray());
+            attention.Select(a => AttentionTimer.FromSeconds(a[0], a[1], a[2])).ToArray())
+        {
+            RankModelStateBytes = o["rank_model_state_bytes"].Deserialize<long[][]>(Json) ?? [],
+            StateCommunicationSeconds = (double?)o["state_communication_seconds"] ?? 0,
+        };
     }
 
     private static void WriteDoubles(string path, double[]? values)

@@ -6,7 +6,14 @@ namespace LongSeqService.Trainer.Training;
 
 /// <summary>What a rank leaves when the run ends. The figures are filled on the main rank only;
 /// <see cref="RankAttentionSeconds"/> holds every rank's (forward, backward, wait) attention seconds.</summary>
-public sealed record RankOutcome(List<StepMetrics> History, double[]? FirstGradient, double[]? FinalParameters, double[][] RankAttentionSeconds);
+public sealed record RankOutcome(List<StepMetrics> History, double[]? FirstGradient, double[]? FinalParameters, double[][] RankAttentionSeconds)
+{
+    /// <summary>Every rank's model-state bytes at the end (<see cref="ModelStateBytes"/>: weights, gradients, optimizer), in world order.</summary>
+    public long[][] RankModelStateBytes { get; init; } = [];
+
+    /// <summary>This rank's wall time inside the model-state collectives, all steps.</summary>
+    public double StateCommunicationSeconds { get; init; }
+}
 
 /// <summary>
 /// One rank's whole run — the same body whether the rank is a thread of the trainer (<see cref="TrainingRun"/>)
@@ -75,7 +82,7 @@ public sealed class RankRun
             if (_resumeFrom != null)
             {
                 _prep.Models.LoadWeights(model, _resumeFrom);                 // in place: the optimizer keeps its tensors
-                var st = Checkpoints.Load(_resumeFrom, trainer.Optimizer);
+                var st = Checkpoints.Load(_resumeFrom, trainer.States.Optimizer, trainer.States.Range);
                 (first, tokensBefore) = (st.GlobalStep, st.TrainedTokens);
                 if (ctx.IsMain) TrainerLog.TruncateAfter(output!, first);
             }
@@ -112,12 +119,9 @@ public sealed class RankRun
                 }
                 if (output != null && done % _spec.SaveSteps == 0 && !last)
                 {
-                    if (ctx.IsMain)
-                    {
-                        var path = Checkpoints.Save(output, done, log.TrainedTokens, _schedule.EpochAt(done), trainer.Optimizer,
-                            dir => _prep.Models.SaveWeights(model, dir), records, _spec.SaveTotalLimit);
-                        _observer?.OnCheckpoint(done, path);
-                    }
+                    var path = Checkpoints.Save(world, trainer.States, output, done, log.TrainedTokens, _schedule.EpochAt(done),
+                        dir => _prep.Models.SaveWeights(model, dir), records, _spec.SaveTotalLimit);
+                    if (ctx.IsMain) _observer?.OnCheckpoint(done, path);
                     world.Barrier();                    // nobody runs ahead of a checkpoint being written
                 }
                 if (done % 8 == 0) NativeMemory.Trim();
@@ -130,12 +134,13 @@ public sealed class RankRun
                 {
                     _prep.Models.SaveFinal(model, output);
                     Checkpoints.WriteTrainerState(output, _schedule.TotalSteps, log.TrainedTokens, _schedule.EpochAt(_schedule.TotalSteps),
-                        trainer.Optimizer.Step, records);
+                        trainer.States.Step, records);
                 }
             }
             var attention = GatherAttention(world, timer);
+            var stateBytes = GatherStateBytes(world, trainer.States.Bytes);
             world.Barrier();
-            return new RankOutcome(history, firstGradient, finalParameters, attention);
+            return new RankOutcome(history, firstGradient, finalParameters, attention) { RankModelStateBytes = stateBytes, StateCommunicationSeconds = trainer.States.CommunicationTime.TotalSeconds };
         }
         finally
         {
@@ -151,6 +156,15 @@ public sealed class RankRun
         using var mine = tensor(new[] { timer.Forward.TotalSeconds, timer.Backward.TotalSeconds, timer.CommunicationWait.TotalSeconds }, ScalarType.Float64).unsqueeze(0); // (1, 3)
         using var all = world.AllGather(mine, 0);                                                                                                                       // (W, 3)
         var v = all.data<double>().ToArray();
+        return Enumerable.Range(0, world.WorldSize).Select(r => v[(3 * r)..(3 * r + 3)]).ToArray();
+    }
+
+    /// <summary>Every rank's (weights, gradients, optimizer) bytes, in world order (a collective).</summary>
+    private static long[][] GatherStateBytes(ICollectives world, ModelStateBytes bytes)
+    {
+        using var mine = tensor(new[] { bytes.Weights, bytes.Gradients, bytes.Optimizer }, ScalarType.Int64).unsqueeze(0);   // (1, 3)
+        using var all = world.AllGather(mine, 0);                                                                            // (W, 3)
+        var v = all.data<long>().ToArray();
         return Enumerable.Range(0, world.WorldSize).Select(r => v[(3 * r)..(3 * r + 3)]).ToArray();
     }
 

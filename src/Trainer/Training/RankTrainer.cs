@@ -50,11 +50,12 @@ public sealed class RankTrainer : IDisposable
     private readonly ITrainingObjective _objective;
     private readonly Parameter[] _trainable;
 
-    public AdamW Optimizer { get; }
+    /// <summary>Where the weights' gradients and optimizer state live and how one update runs (zero_stage).</summary>
+    public IModelStates States { get; }
 
     /// <summary>When set, the next step keeps a float64 copy of the summed, unclipped gradient (for parity checks).</summary>
-    public bool CaptureNextGradient { get; set; }
-    public double[]? CapturedGradient { get; private set; }
+    public bool CaptureNextGradient { get => States.CaptureNextGradient; set => States.CaptureNextGradient = value; }
+    public double[]? CapturedGradient => States.CapturedGradient;
     public CausalLM Model => _model;
 
     public RankTrainer(RankContext ctx, JobSpec spec, CausalLM model, CausalLM? reference, DataSchedule schedule, LrSchedule lr,
@@ -65,7 +66,7 @@ public sealed class RankTrainer : IDisposable
         var collator = new Collator(padId, 2 * ctx.Sp.WorldSize, shiftLabels: true);
         var named = model.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
         _trainable = named.Select(p => p.parameter).ToArray();
-        Optimizer = new AdamW(named.Select(p => (p.name, (Tensor)p.parameter)), spec.AdamBeta1, spec.AdamBeta2, spec.AdamEpsilon, spec.WeightDecay);
+        States = ModelStates.Create(spec.ZeroStage, ctx.World, [.. named.Select(p => (p.name, (Tensor)p.parameter))], spec);
         // Built on the initial weights: with precompute_ref_logps DPO computes its reference log-probs now.
         _objective = TrainingObjectives.Create(new ObjectiveContext(ctx, spec, model, collator), reference, train, val);
     }
@@ -94,62 +95,12 @@ public sealed class RankTrainer : IDisposable
             _objective.MicroBatch(mine, denominator);
         }
 
-        // The update, one step apart from the objective (a partitioned optimizer replaces these two calls).
-        double gradNorm = SumGradientsAndClip();
         double lr = _lr.At(step);
-        Optimizer.Update(lr);
+        double gradNorm = States.Update(lr);        // sum over the world, clip, update: the zero_stage's strategy
         foreach (var p in _trainable) p.grad = null;
 
         var f = _objective.ReduceStep(denominator);
         return new StepMetrics(f.Loss, gradNorm, lr, f.LabelTokens, tokens, f.Preference);
-    }
-
-    /// <summary>Sums gradients over the world (one flat all-reduce), then clips by the global norm. Returns the norm before clipping.</summary>
-    private double SumGradientsAndClip()
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        foreach (var p in _trainable) p.grad ??= zeros_like(p);
-        if (_ctx.World.WorldSize > 1)
-        {
-            var summed = cat(_trainable.Select(p => p.grad!.flatten()).ToArray());
-            _ctx.World.AllReduceSum(summed);
-            long offset = 0;
-            foreach (var p in _trainable)
-            {
-                long n = p.numel();
-                p.grad!.copy_(summed.narrow(0, offset, n).view(p.shape));
-                offset += n;
-            }
-        }
-        if (CaptureNextGradient)
-        {
-            CapturedGradient = cat(_trainable.Select(p => p.grad!.flatten().to(ScalarType.Float64)).ToArray()).data<double>().ToArray();
-            CaptureNextGradient = false;
-        }
-        double norm = Math.Sqrt(_trainable.Sum(p => SquaredNorm(p.grad!)));
-        if (_spec.MaxGradNorm > 0 && norm > _spec.MaxGradNorm)
-        {
-            using Scalar c = _spec.MaxGradNorm / (norm + 1e-6);
-            foreach (var p in _trainable) p.grad!.mul_(c);
-        }
-        return norm;
-    }
-
-    /// <summary>Σ g² in float64, a slice at a time: a float64 copy of every gradient at once (what one
-    /// expression under the step's dispose scope kept) was 4× the gradients — 7.4 GB for a 0.5B model, the
-    /// largest term of a rank's peak.</summary>
-    private static double SquaredNorm(Tensor grad)
-    {
-        const long slice = 1 << 24;
-        var flat = grad.flatten();
-        double sum = 0;
-        for (long start = 0; start < flat.shape[0]; start += slice)
-        {
-            using var scope = NewDisposeScope();
-            sum += flat.narrow(0, start, Math.Min(slice, flat.shape[0] - start)).to(ScalarType.Float64).square().sum().ToDouble();
-        }
-        return sum;
     }
 
     /// <summary>Mean loss over the held-out split (the objective says per what: label token, pair), no gradients.
@@ -173,7 +124,7 @@ public sealed class RankTrainer : IDisposable
 
     public void Dispose()
     {
-        Optimizer.Dispose();
+        States.Dispose();
         _reference?.Dispose();
     }
 }

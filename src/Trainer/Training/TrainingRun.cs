@@ -16,7 +16,14 @@ public interface ITrainingObserver
 
 /// <summary>What a run leaves in memory: the step figures, and on request the first step's summed
 /// gradient and the final parameters (flat, float64, main rank) for parity checks; attention time per rank.</summary>
-public sealed record RunResult(IReadOnlyList<StepMetrics> History, double[]? FirstGradient, double[]? FinalParameters, AttentionTimer[] RankAttention);
+public sealed record RunResult(IReadOnlyList<StepMetrics> History, double[]? FirstGradient, double[]? FinalParameters, AttentionTimer[] RankAttention)
+{
+    /// <summary>Every rank's model-state bytes at the end: (weights, gradients, optimizer state), in world order.</summary>
+    public long[][] RankModelStateBytes { get; init; } = [];
+
+    /// <summary>The main rank's wall time inside the model-state collectives (gradient sum, norm, weight gather), all steps.</summary>
+    public double StateCommunicationSeconds { get; init; }
+}
 
 /// <summary>Options for runs that are checks rather than jobs (parity, bench): no files, captured tensors, and the
 /// working-set knobs that a job takes from their rules (<see cref="Shared.Memory.LossChunk"/>, <see cref="Model.Mlp.DefaultTileTokens"/>).</summary>
@@ -42,6 +49,6 @@ public sealed class TrainingRun(PreparedRun prep, ITrainingObserver? observer = 
         var timers = Enumerable.Range(0, _spec.WorldSize).Select(_ => new AttentionTimer()).ToArray();
         var outcomes = InProcessWorld.Run(_spec.WorldSize, world => body.Run(world, timers[world.Rank], ownProcess: false));
         var main = outcomes[0];
-        return new RunResult(main.History, main.FirstGradient, main.FinalParameters, timers);
+        return new RunResult(main.History, main.FirstGradient, main.FinalParameters, timers) { RankModelStateBytes = main.RankModelStateBytes, StateCommunicationSeconds = main.StateCommunicationSeconds };
     }
 }

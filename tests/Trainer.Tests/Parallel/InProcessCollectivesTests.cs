@@ -27,6 +27,49 @@ public class InProcessCollectivesTests
         Assert.All(results, r => Assert.True(r.Identical(inRankOrder), "not bit-identical to the rank-order sum"));
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void ReduceScatterSum_UnevenParts_SameBitsAsTheAllReduceSlice(ScalarType dtype)
+    {
+        const int n = 4;
+        long[] counts = [5, 0, 7, 3];                                      // uneven, one rank holds nothing
+        var inputs = Enumerable.Range(0, n).Select(r => (torch.randn(15, generator: new Generator((ulong)r + 11)) * Math.Pow(10, 3 * r)).to(dtype)).ToArray();
+
+        var results = InProcessWorld.Run(n, comm =>
+        {
+            var part = comm.ReduceScatterSum(inputs[comm.Rank], counts);
+            var all = inputs[comm.Rank].clone();
+            comm.AllReduceSum(all);
+            return (part, all);
+        }, Timeout);
+
+        var inRankOrder = ((inputs[0] + inputs[1]) + inputs[2]) + inputs[3];
+        long offset = 0;
+        for (int r = 0; r < n; r++)
+        {
+            Assert.Equal(new[] { counts[r] }, results[r].part.shape);
+            Assert.True(results[r].part.Identical(results[r].all.narrow(0, offset, counts[r])), $"rank {r}: not the all-reduce's bits");
+            Assert.True(results[r].part.Identical(inRankOrder.narrow(0, offset, counts[r])), $"rank {r}: not the rank-order sum");
+            offset += counts[r];
+        }
+    }
+
+    [Fact]
+    public void ReduceScatterSum_CountsThatDoNotCoverTheTensor_ThrowsWithBothSizes()
+    {
+        var e = Assert.Throws<RankFailedException>(() => InProcessWorld.Run(2, comm => comm.ReduceScatterSum(torch.zeros(6), [2, 3]), Timeout));
+        Assert.Contains("counts add up to 5, the tensor has 6 elements", e.InnerException!.Message);
+    }
+
+    [Fact]
+    public void AllGather_UnevenPartsWithAnEmptyOne_ConcatenatesInRankOrder()
+    {
+        var results = InProcessWorld.Run(3, comm => comm.AllGather(torch.full(comm.Rank == 1 ? 0 : comm.Rank + 1, (double)comm.Rank, dtype: ScalarType.Float64), dim: 0), Timeout);
+
+        Assert.All(results, r => Assert.Equal(new double[] { 0, 2, 2, 2 }, r.data<double>().ToArray()));
+    }
+
     [Fact]
     public void AllGather_ConcatenatesInRankOrder()
     {

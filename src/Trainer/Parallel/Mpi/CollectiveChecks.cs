@@ -46,6 +46,15 @@ public static class CollectiveChecks
         c.AllReduceSum(bf16);
         Keep("all_reduce_bf16", bf16);
 
+        // Reduce-scatter over uneven partitions (one empty; the longest takes several rounds), float32 with
+        // magnitudes far apart (the order shows in the bits) and bf16; all-gather of the parts puts them back.
+        long[] counts = [.. Enumerable.Range(0, n).Select(j => j == 1 ? 0L : 400_000L + 37 * j)];
+        var scatterInput = (Seeded(1000 + r, counts.Sum()) * Math.Pow(10, 3 * r)).to(ScalarType.Float32);
+        var part = c.ReduceScatterSum(scatterInput, counts);
+        Keep("reduce_scatter_f32", part);
+        Keep("all_gather_parts", c.AllGather(part, dim: 0));
+        Keep("reduce_scatter_bf16", c.ReduceScatterSum(Seeded(1100 + r, 3 * n + 1).to(ScalarType.BFloat16), [.. Enumerable.Range(0, n).Select(j => j == 0 ? 4L : 3L)]));
+
         Keep("all_gather_dim1", c.AllGather(torch.full(2, 2, (double)r, ScalarType.Float64), dim: 1));
         Keep("all_gather_ragged_dim0", c.AllGather(Seeded(600 + r, r + 1, 3), dim: 0));
         Keep("all_gather_i64", c.AllGather(torch.tensor(new long[] { r, 10L * r }, ScalarType.Int64).unsqueeze(0), dim: 0));

@@ -104,6 +104,42 @@ public sealed unsafe class MpiCollectives : ICollectives
         if (!inPlace) tensor.copy_(flat.view(tensor.shape));
     }
 
+    /// <summary>
+    /// An all-to-all in rounds, then the sum in rank order: round k sends rank j the k-th window of
+    /// partition j (rows of one (W, window) buffer, padded where a partition is shorter), so memory stays
+    /// at one round's buffers whatever the tensor's size, and every element is added as AllReduceSum adds it.
+    /// </summary>
+    public Tensor ReduceScatterSum(Tensor tensor, IReadOnlyList<long> counts)
+    {
+        var offsets = ScatterCounts.Offsets(counts, WorldSize, tensor.numel());
+        var result = torch.empty(counts[Rank], dtype: tensor.dtype);
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var flat = tensor.contiguous().view(-1);
+        long longest = counts.Max(), piece = Math.Max(1, AllReduceChunkBytes / (WorldSize * tensor.element_size()));
+        var sendBuffer = torch.empty(WorldSize * Math.Min(piece, Math.Max(longest, 1)), dtype: tensor.dtype);
+        var recvBuffer = torch.empty_like(sendBuffer);
+        for (long start = 0; start < longest; start += piece)
+        {
+            long width = Math.Min(piece, longest - start);
+            long Window(int r) => Math.Clamp(counts[r] - start, 0, width);                   // partition r's elements in this round
+            var send = sendBuffer.narrow(0, 0, WorldSize * width).view(WorldSize, width);   // (W, width), row j goes to rank j
+            var recv = recvBuffer.narrow(0, 0, WorldSize * width).view(WorldSize, width);   // (W, width), row r came from rank r
+            for (int j = 0; j < WorldSize; j++)
+                if (Window(j) > 0) send[j].narrow(0, 0, Window(j)).copy_(flat.narrow(0, offsets[j] + start, Window(j)));
+            var (count, type) = MpiRuntime.Units(width * tensor.element_size());
+            int request;
+            MpiNative.Check(MpiNative.Ialltoall(MpiRuntime.DataPointer(send), count, type, MpiRuntime.DataPointer(recv), count, type, _comm, &request), "MPI_Ialltoall");
+            MpiRuntime.Wait(&request, "MPI_Ialltoall");
+            long mine = Window(Rank);
+            if (mine == 0) continue;
+            var into = result.narrow(0, start, mine);
+            into.copy_(recv[0].narrow(0, 0, mine));
+            for (int r = 1; r < WorldSize; r++) into.add_(recv[r].narrow(0, 0, mine));
+        }
+        return result;
+    }
+
     public Tensor AllGather(Tensor tensor, long dim)
     {
         using var scope = torch.NewDisposeScope();
