@@ -62,6 +62,13 @@ public class JobSpecValidatorTests
     }
 
     [Fact]
+    public void Validate_DeclaredButNotBuiltKeys_AreRefusedNotIgnored()
+    {
+        var errors = JobSpecValidator.Validate(Valid with { Stage = Stage.Pt, DatasetDir = "data", EvalDataset = "a", LossChunkTokens = 64 }, Qwen);
+        Assert.Equal(["dataset_dir", "eval_dataset", "loss_chunk_tokens", "stage"], errors.Select(e => e.Field).Order());
+    }
+
+    [Fact]
     public void Validate_ValSizeFractionOrWholeCount_RefusesMixed()
     {
         Assert.Empty(JobSpecValidator.Validate(Valid with { ValSize = 0.1 }, Qwen));

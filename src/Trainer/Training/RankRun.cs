@@ -69,7 +69,7 @@ public sealed class RankRun
         var (model, reference) = _prep.Models.Create(plan.CreateAttention(spGroup, timer: timer), needsReference);
         foreach (var m in reference is null ? [model] : new[] { model, reference })
         {
-            if (_options.LossChunkTokens is { } chunk) m.LossChunkTokens = chunk;
+            if ((_options.LossChunkTokens ?? _spec.LossChunkTokens) is { } chunk) m.LossChunkTokens = chunk;
             if (_options.MlpTileTokens is { } tile) m.MlpTileTokens = tile;
         }
         try
