@@ -9,7 +9,7 @@ public static class JobSpecKeys
 {
     public static readonly string[] Stages = ["sft", "dpo"];
     public static readonly string[] FinetuningTypes = ["full", "lora"];
-    public static readonly string[] Templates = ["default", "chatml", "qwen", "llama3"];
+    public static readonly string[] Templates = ["default", "chatml", "qwen", "llama3", "qwen3", "qwen3_nothink", "mistral", "llama2"];
     public static readonly string[] Formattings = ["alpaca", "sharegpt"];
     public static readonly string[] SequenceParallelModes = ["zigzag-ring", "ring", "ulysses", "hybrid"];
     public static readonly string[] Schedulers = ["cosine", "linear", "constant"];
