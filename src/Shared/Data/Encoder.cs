@@ -47,14 +47,13 @@ public sealed class Encoder
         if (example.Turns.Count == 0 || example.Turns.Count % 2 != 0)
             throw new ArgumentException("a supervised example needs (prompt, answer) turn pairs", nameof(example));
 
-        var messages = _template.EncodeMessages(_tokenizer, example.Turns, example.System, example.Tools);
+        var exchanges = _template.EncodeMultiTurn(_tokenizer, example.Turns, example.System, example.Tools);
         var inputIds = new List<int>();
         var labels = new List<int>();
         int total = 0, learned = 0;
-        for (int i = 0; i + 1 < messages.Count; i += 2)
+        foreach (var (source, target) in exchanges)
         {
             if (total >= CutoffLen) break;
-            var (source, target) = (messages[i], messages[i + 1]);
             var (sLen, tLen) = InferSeqLen(source.Length, target.Length, CutoffLen - total);
             inputIds.AddRange(source.AsSpan(0, sLen));
             inputIds.AddRange(target.AsSpan(0, tLen));
@@ -92,11 +91,8 @@ public sealed class Encoder
     }
 
     // LLaMA-Factory encode_oneturn: all messages but the last form the prompt, the last is the response.
-    private (int[] Prompt, int[] Response) EncodeOneTurn(Example example, Turn answer)
-    {
-        var messages = _template.EncodeMessages(_tokenizer, [.. example.Turns, answer], example.System, example.Tools);
-        return (messages.Take(messages.Count - 1).SelectMany(m => m).ToArray(), messages[^1]);
-    }
+    private (int[] Prompt, int[] Response) EncodeOneTurn(Example example, Turn answer) =>
+        _template.EncodeOneTurn(_tokenizer, [.. example.Turns, answer], example.System, example.Tools);
 
     public EncodedDataset<EncodedSequence> EncodeSupervised(LoadedDataset dataset) => EncodeAll(dataset, EncodeSupervised);
 

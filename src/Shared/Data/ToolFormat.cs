@@ -4,8 +4,8 @@ using System.Text.Json.Nodes;
 namespace LongSeqService.Shared.Data;
 
 /// <summary>How a template writes tool definitions into the system prompt and renders function calls
-/// (LLaMA-Factory's <c>tool_utils.py</c>: DefaultToolUtils, QwenToolUtils, Llama3ToolUtils).</summary>
-public enum ToolFormat { Default, Qwen, Llama3 }
+/// (LLaMA-Factory's <c>tool_utils.py</c>: DefaultToolUtils, QwenToolUtils, Llama3ToolUtils, MistralToolUtils).</summary>
+public enum ToolFormat { Default, Qwen, Llama3, Mistral }
 
 public static class ToolText
 {
@@ -53,6 +53,7 @@ public static class ToolText
                 string.Concat(tools.Select(t => "\n" + PythonJson.Dumps(WrapFunction(t))))),
             ToolFormat.Llama3 => Llama3ToolPrompt.Replace("{date}", Llama3Date).Replace("{tool_text}",
                 string.Concat(tools.Select(t => PythonJson.Dumps(WrapFunction(t), indent: 4) + "\n\n"))),
+            ToolFormat.Mistral => "[AVAILABLE_TOOLS] " + PythonJson.Dumps(new JsonArray(tools.Select(WrapFunction).ToArray())) + "[/AVAILABLE_TOOLS]",
             _ => DefaultTools(tools),
         };
     }
@@ -65,6 +66,7 @@ public static class ToolText
         ToolFormat.Llama3 => calls.Count == 1
             ? PythonJson.Dumps(Llama3Call(calls[0]))
             : PythonJson.Dumps(new JsonArray(calls.Select(c => (JsonNode?)Llama3Call(c)).ToArray())),
+        ToolFormat.Mistral => PythonJson.Dumps(new JsonArray(calls.Select(c => (JsonNode?)new JsonObject { ["name"] = c.Name, ["arguments"] = c.Arguments?.DeepClone() }).ToArray())),
         _ => string.Join("\n", calls.Select(c => $"Action: {c.Name}\nAction Input: {PythonJson.Dumps(c.Arguments)}")),
     };
 

@@ -1,3 +1,5 @@
+using LongSeqService.Shared.Models;
+
 namespace LongSeqService.Shared.Jobs;
 
 /// <summary>
@@ -41,6 +43,7 @@ public static class JobSpecValidator
             if (sp != null) e.Add(new SpecError(sp.StartsWith("ulysses_degree") ? "ulysses_degree" : "sequence_parallel_mode", sp));
             if (s.CutoffLen > model.MaxPositionEmbeddings && s.RopeTheta is null)
                 e.Add(new SpecError("cutoff_len", $"{s.CutoffLen} exceeds the model's max_position_embeddings ({model.MaxPositionEmbeddings}); lower it or raise rope_theta"));
+            if (ModelArchitectures.SlidingWindowProblem(model.SlidingWindow, s.CutoffLen) is { } window) e.Add(new SpecError("cutoff_len", window));
         }
         else if (s.UlyssesDegree is not null && s.SequenceParallelMode != SequenceParallelMode.Hybrid)
             e.Add(new SpecError("ulysses_degree", "applies only to sequence_parallel_mode 'hybrid'"));

@@ -4,8 +4,9 @@ using static TorchSharp.torch;
 namespace LongSeqService.Trainer.Model;
 
 /// <summary>
-/// Self-attention block of a Llama/Qwen2 layer: q/k/v projections (bias for Qwen2), RoPE from the
-/// caller's position tables, the causal core through <see cref="IAttention"/> (which receives
+/// Self-attention block of a Llama/Mistral/Qwen2/Qwen3 layer: q/k/v projections (bias for Qwen2, and
+/// where attention_bias says so), for Qwen3 an RMSNorm over each head's q and k, RoPE from the caller's
+/// position tables, the causal core through <see cref="IAttention"/> (which receives
 /// un-repeated k/v: B, Hkv, T, D), and the output projection.
 /// </summary>
 public sealed class DecoderAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
@@ -14,6 +15,8 @@ public sealed class DecoderAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
     private nn.Module<Tensor, Tensor> k_proj;
     private nn.Module<Tensor, Tensor> v_proj;
     private nn.Module<Tensor, Tensor> o_proj;
+    private readonly RmsNorm? q_norm;                                                      // Qwen3 only
+    private readonly RmsNorm? k_norm;
     private readonly int numHeads;
     private readonly int numKvHeads;
     private readonly int headDim;
@@ -31,7 +34,12 @@ public sealed class DecoderAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
         q_proj = Projections.Linear(cfg.HiddenSize, numHeads * headDim, cfg.QkvBias, dtype, device);
         k_proj = Projections.Linear(cfg.HiddenSize, numKvHeads * headDim, cfg.QkvBias, dtype, device);
         v_proj = Projections.Linear(cfg.HiddenSize, numKvHeads * headDim, cfg.QkvBias, dtype, device);
-        o_proj = Projections.Linear(numHeads * headDim, cfg.HiddenSize, false, dtype, device);
+        o_proj = Projections.Linear(numHeads * headDim, cfg.HiddenSize, cfg.OutputBias, dtype, device);
+        if (cfg.QkNorm)
+        {
+            q_norm = new RmsNorm(headDim, cfg.RmsNormEps, dtype, device);
+            k_norm = new RmsNorm(headDim, cfg.RmsNormEps, dtype, device);
+        }
         Attention = attention;
         RegisterComponents();
     }
@@ -47,8 +55,11 @@ public sealed class DecoderAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         var b = x.shape[0];
         var t = x.shape[1];
-        var q = q_proj.call(x).view(b, t, numHeads, headDim).transpose(1, 2);              // (B, Hq, T, D)
-        var k = k_proj.call(x).view(b, t, numKvHeads, headDim).transpose(1, 2);            // (B, Hkv, T, D)
+        var q = q_proj.call(x).view(b, t, numHeads, headDim);                              // (B, T, Hq, D)
+        var k = k_proj.call(x).view(b, t, numKvHeads, headDim);                            // (B, T, Hkv, D)
+        if (q_norm is not null) (q, k) = (q_norm.call(q), k_norm!.call(k));                // per head, over D
+        q = q.transpose(1, 2);                                                             // (B, Hq, T, D)
+        k = k.transpose(1, 2);                                                             // (B, Hkv, T, D)
         var v = v_proj.call(x).view(b, t, numKvHeads, headDim).transpose(1, 2);            // (B, Hkv, T, D)
         q = Rotary.Apply(q, cos, sin);
         k = Rotary.Apply(k, cos, sin);

@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -5,8 +6,8 @@ using static TorchSharp.torch;
 namespace LongSeqService.Trainer.Model;
 
 /// <summary>
-/// The decoder body, HF's <c>LlamaModel</c> / <c>Qwen2Model</c> (the <c>model.</c> prefix of every
-/// parameter name): token embedding, the layers, the final norm.
+/// The decoder body, HF's <c>LlamaModel</c> / <c>MistralModel</c> / <c>Qwen2Model</c> / <c>Qwen3Model</c>
+/// (the <c>model.</c> prefix of every parameter name): token embedding, the layers, the final norm.
 /// </summary>
 public sealed class DecoderStack : nn.Module<Tensor, Tensor, Tensor>
 {
@@ -14,11 +15,13 @@ public sealed class DecoderStack : nn.Module<Tensor, Tensor, Tensor>
     private readonly ModuleList<DecoderLayer> layers;
     private readonly RmsNorm norm;
     private readonly ModelConfig cfg;
+    private readonly RopeScaling? rope;
 
     public DecoderStack(ModelConfig cfg, IAttention attention, ScalarType dtype, Device? device)
         : base(nameof(DecoderStack))
     {
         this.cfg = cfg;
+        rope = cfg.Rope;                                                                   // throws for an unusable rope_scaling
         embed_tokens = nn.Embedding(cfg.VocabSize, cfg.HiddenSize, device: device, dtype: dtype);
         layers = nn.ModuleList(Enumerable.Range(0, cfg.NumHiddenLayers)
             .Select(_ => new DecoderLayer(cfg, attention, dtype, device)).ToArray());
@@ -39,11 +42,27 @@ public sealed class DecoderStack : nn.Module<Tensor, Tensor, Tensor>
         if (inputIds.dim() != 2 || !inputIds.shape.SequenceEqual(positionIds.shape))
             throw new ArgumentException($"input_ids and position_ids must both be (B, T); got [{string.Join(", ", inputIds.shape)}] and [{string.Join(", ", positionIds.shape)}].");
         using var scope = NewDisposeScope();
-        var (cos, sin) = Rotary.CosSin(positionIds, cfg.HeadDim, cfg.RopeTheta, embed_tokens.weight!.dtype); // (B, 1, T, D)
+        var seqLen = GlobalSequenceLength(positionIds);
+        if (ModelArchitectures.SlidingWindowProblem(cfg.EffectiveSlidingWindow, seqLen) is { } window)
+            throw new NotSupportedException(window);
+        var (cos, sin) = Rotary.CosSin(positionIds, cfg, seqLen, embed_tokens.weight!.dtype); // (B, 1, T, D)
         var h = embed_tokens.call(inputIds);                                               // (B, T, H)
         var checkpoint = GradientCheckpointing && is_grad_enabled();
         foreach (var layer in layers)
             h = checkpoint ? LayerCheckpoint.Run(layer, h, cos, sin, DropoutRandom) : layer.call(h, cos, sin);
         return norm.call(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// HF's sequence length for length-dependent RoPE, max(position_ids) + 1, taken over the whole
+    /// sequence: under sequence parallelism each rank holds an equal shard of positions 0..T−1 (the
+    /// collator's layout), so T is the local length times the shards, the same on every rank without a
+    /// collective. Read only where it matters (dynamic NTK, a sliding window): it costs a sync otherwise.
+    /// </summary>
+    private long GlobalSequenceLength(Tensor positionIds)
+    {
+        if (rope is not { DependsOnLength: true } && cfg.EffectiveSlidingWindow is null) return positionIds.shape[1];
+        var shards = layers[0].SelfAttention.Attention.SequenceShards;
+        return shards == 1 ? positionIds.max().item<long>() + 1 : positionIds.shape[1] * shards;
     }
 }

@@ -14,4 +14,8 @@ namespace LongSeqService.Trainer.Model;
 public interface IAttention
 {
     Tensor Forward(Tensor q, Tensor k, Tensor v);
+
+    /// <summary>Ranks that each hold an equal shard of every sequence (the SP group; 1 on one device). The
+    /// global length is the local one times this, which length-dependent RoPE (dynamic NTK) needs.</summary>
+    int SequenceShards => 1;
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LongSeqService.Shared.Models;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -56,14 +57,20 @@ public static class ModelLoader
         var path = Path.Combine(dir, ConfigFile);
         if (!File.Exists(path))
             throw new FileNotFoundException($"model_name_or_path '{dir}' has no {ConfigFile}; give a Hugging Face model directory or one of {string.Join(", ", BuiltinModels.Names)}.", path);
-        var cfg = JsonSerializer.Deserialize<ModelConfig>(File.ReadAllText(path))
+        var text = File.ReadAllText(path);
+        var cfg = JsonSerializer.Deserialize<ModelConfig>(text)
             ?? throw new InvalidDataException($"{path} is empty.");
-        if (cfg.ModelType is not ("llama" or "qwen2"))
-            throw new NotSupportedException($"{path}: model_type '{cfg.ModelType}' is not supported (llama, qwen2).");
-        if (cfg.RopeScaling is { ValueKind: not JsonValueKind.Null } scaling)
-            throw new NotSupportedException($"{path}: rope_scaling {scaling.GetRawText()} is not supported yet.");
+        if (!ModelArchitectures.SupportedTypes.Contains(cfg.ModelType))
+            throw new NotSupportedException($"{path}: model_type '{cfg.ModelType}' is not supported ({string.Join(", ", ModelArchitectures.SupportedTypes)} are).");
+        RopeScaling.Parse(cfg.RopeScaling ?? cfg.RopeParameters, out var ropeError);
+        if (ropeError is not null) throw new NotSupportedException($"{path}: {ropeError}.");
         if (cfg.HiddenSize <= 0 || cfg.NumHiddenLayers <= 0 || cfg.NumAttentionHeads <= 0 || cfg.VocabSize <= 0)
             throw new InvalidDataException($"{path}: hidden_size, num_hidden_layers, num_attention_heads and vocab_size must be positive.");
+        // transformers 5 writes rope_theta inside rope_parameters instead of beside it.
+        using var doc = JsonDocument.Parse(text);
+        if (!doc.RootElement.TryGetProperty("rope_theta", out _) && cfg.RopeParameters is { ValueKind: JsonValueKind.Object } parameters
+            && parameters.TryGetProperty("rope_theta", out var theta) && theta.ValueKind == JsonValueKind.Number)
+            cfg = cfg with { RopeTheta = theta.GetDouble() };
         return cfg;
     }
 
@@ -82,7 +89,7 @@ public static class ModelLoader
                 {
                     if (!targets.TryGetValue(name, out var p))
                     {
-                        if (IsIgnorable(name, model.Config)) continue;
+                        if (ModelArchitectures.IsIgnorableTensor(name, model.Config.TieWordEmbeddings)) continue;
                         throw new InvalidDataException($"{file}: tensor '{name}' does not belong to a {model.Config.ModelType} model with this config.json.");
                     }
                     if (!tensor.shape.SequenceEqual(p.shape))
@@ -116,10 +123,4 @@ public static class ModelLoader
         if (File.Exists(single)) return [single];
         throw new FileNotFoundException($"{dir} has neither {WeightsFile} nor {IndexFile}.");
     }
-
-    // Tensors HF checkpoints may carry that this model does not need: old rotary buffers, and a
-    // duplicated lm_head when the embeddings are tied.
-    private static bool IsIgnorable(string name, ModelConfig cfg) =>
-        name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) ||
-        (cfg.TieWordEmbeddings && name == "lm_head.weight");
 }

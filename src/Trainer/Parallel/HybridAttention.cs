@@ -22,6 +22,7 @@ public sealed class HybridAttention : IAttention
         if (ulyssesDegree < 1 || n % ulyssesDegree != 0)
             throw new ArgumentException($"ulysses_degree ({ulyssesDegree}) must divide the group size ({n})");
         UlyssesDegree = ulyssesDegree;
+        SequenceShards = n;
         Timer = timer ?? new AttentionTimer();
         var (u, j, i) = (ulyssesDegree, group.Rank / ulyssesDegree, group.Rank % ulyssesDegree);
         // Every rank splits in the same order (MPI's communicator split is collective).
@@ -32,6 +33,8 @@ public sealed class HybridAttention : IAttention
     }
 
     public int UlyssesDegree { get; }
+
+    public int SequenceShards { get; }
 
     public RingAttention Ring { get; }
 

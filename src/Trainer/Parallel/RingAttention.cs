@@ -25,6 +25,8 @@ public sealed class RingAttention(ICollectives group, RingLayout layout = RingLa
 
     public RingLayout Layout { get; } = layout;
 
+    public int SequenceShards => Group.WorldSize;
+
     public IAttentionKernel Kernel { get; } = kernel ?? BlockAttention.Auto;
 
     public AttentionTimer Timer { get; } = timer ?? new AttentionTimer();

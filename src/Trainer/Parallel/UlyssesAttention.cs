@@ -24,6 +24,8 @@ public sealed class UlyssesAttention : IAttention
 
     public ICollectives Group { get; }
 
+    public int SequenceShards => Group.WorldSize;
+
     /// <summary>All-to-all time; shared with the default inner attention, so it holds the total.</summary>
     public AttentionTimer Timer { get; }
 

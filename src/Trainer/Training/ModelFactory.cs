@@ -54,16 +54,14 @@ public sealed class ModelFactory(JobSpec spec, ScalarType dtype, string? tokeniz
 
     /// <summary>
     /// The config of <c>shape:NAME</c> (a published config.json, no weights: the model gets random ones).
-    /// Refuses, naming the missing piece, what this trainer cannot build yet: rope_scaling (Llama-3.x).
-    /// The model_type check is <see cref="ModelShape.TryResolve"/>'s, the same as for directories.
+    /// What this trainer cannot build (a model_type or rope_scaling it does not know) is refused by
+    /// <see cref="ModelShape.TryResolve"/>, the same check as for directories.
     /// </summary>
     public static ModelConfig ShapeConfig(string name, double? ropeTheta = null)
     {
         var json = ModelShapes.TryGetConfigJson(name) ?? throw new ArgumentException(ModelShapes.Unknown(name));
         if (ModelShape.TryResolve(name, out var error) is null) throw new NotSupportedException(error);
         var cfg = JsonSerializer.Deserialize<ModelConfig>(json)!;
-        if (cfg.RopeScaling is { ValueKind: not JsonValueKind.Null } scaling)
-            throw new NotSupportedException($"{name}: rope_scaling {JsonSerializer.Serialize(scaling)} is not implemented in the trainer yet (Llama-3.x shapes need it)");
         return ropeTheta is { } t ? cfg with { RopeTheta = t } : cfg;
     }
 

@@ -22,7 +22,7 @@ public class ChatTemplateTests
         var ex = Assert.Throws<InvalidOperationException>(() => ChatTemplate.Get("llama3").Validate(tok));
 
         Assert.Equal("template 'llama3' needs special token <|start_header_id|>, which the tokenizer does not have; " +
-                     "use template 'default' or 'chatml' or 'qwen' instead", ex.Message);
+                     "use template 'default' or 'chatml' or 'qwen' or 'qwen3' or 'qwen3_nothink' or 'mistral' or 'llama2' instead", ex.Message);
         Assert.DoesNotContain('\n', ex.Message);
     }
 

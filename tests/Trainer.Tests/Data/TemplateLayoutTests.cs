@@ -43,11 +43,11 @@ public class TemplateLayoutTests
         "Use the following format if using a tool:\n```\nAction: tool name (one of [add])\n" +
         "Action Input: the input to the tool, in a JSON format representing the kwargs (e.g. ```{\"input\": \"hello world\", \"num_beams\": 5}```)\n```\n";
 
-    private const string AddToolJson =
+    internal const string AddToolJson =
         "{\"type\": \"function\", \"function\": {\"name\": \"add\", \"description\": \"Add two numbers\", \"parameters\": {\"type\": \"object\", " +
         "\"properties\": {\"a\": {\"type\": \"number\", \"description\": \"first\"}, \"b\": {\"type\": \"number\", \"description\": \"second\"}}, \"required\": [\"a\", \"b\"]}}}";
 
-    private const string QwenToolText =
+    internal const string QwenToolText =
         "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n" +
         "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n" + AddToolJson + "\n</tools>\n\n" +
         "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n" +
@@ -184,13 +184,13 @@ public class TemplateLayoutTests
         public int GetHashCode(EncodedPair? obj) => 0;
     }
 
-    internal static (int[] Ids, int[] Labels) Expected(IEnumerable<(string Text, bool Learned)> pieces)
+    internal static (int[] Ids, int[] Labels) Expected(IEnumerable<(string Text, bool Learned)> pieces, TextTokenizer? tokenizer = null)
     {
         var ids = new List<int>();
         var labels = new List<int>();
         foreach (var (text, learned) in pieces)
         {
-            var p = Tok.Encode(text);
+            var p = (tokenizer ?? Tok).Encode(text);
             ids.AddRange(p);
             labels.AddRange(learned ? p : Enumerable.Repeat(-100, p.Length));
         }

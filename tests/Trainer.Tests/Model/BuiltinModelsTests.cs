@@ -50,8 +50,29 @@ public class BuiltinModelsTests
              cfg.KeyValueHeads, cfg.HeadDim, cfg.VocabSize, cfg.RopeTheta, cfg.TieWordEmbeddings, cfg.QkvBias));
         var model = BuiltinModels.Create("builtin:tiny-qwen2", ScalarType.Float32, new SdpaAttention());
         Assert.Equal(HfNames(4, bias: true, tied: true), model.named_parameters().Select(p => p.name));
-        Assert.Equal(["builtin:tiny-llama", "builtin:tiny-qwen2"], BuiltinModels.Names);
+        Assert.Equal(["builtin:tiny-llama", "builtin:tiny-qwen2", "builtin:tiny-qwen3", "builtin:tiny-llama3"], BuiltinModels.Names);
         Assert.False(BuiltinModels.TryGet("builtin:nope", out _));
+    }
+
+    [Fact]
+    public void TinyQwen3_ConfigAndParameterNames_QkNormsAndWideHeads()
+    {
+        using var scope = NewDisposeScope();
+        Assert.True(BuiltinModels.TryGet("builtin:tiny-qwen3", out var cfg));
+        Assert.Equal(("qwen3", 64, 4, 2, 24, true, false), (cfg.ModelType, cfg.HiddenSize, cfg.NumAttentionHeads, cfg.KeyValueHeads,
+            cfg.HeadDim, cfg.TieWordEmbeddings, cfg.QkvBias));
+        var model = BuiltinModels.Create("builtin:tiny-qwen3", ScalarType.Float32, new SdpaAttention());
+        var names = model.named_parameters().Select(p => p.name).ToList();
+        var layer0 = names.Where(n => n.StartsWith("model.layers.0.")).ToList();
+        Assert.Equal(["model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+            "model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.o_proj.weight", "model.layers.0.self_attn.q_norm.weight",
+            "model.layers.0.self_attn.k_norm.weight", "model.layers.0.post_attention_layernorm.weight", "model.layers.0.mlp.gate_proj.weight",
+            "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight"], layer0);
+        Assert.DoesNotContain("lm_head.weight", names);
+        var p = Params(model);
+        Assert.Equal([96L, 64], p["model.layers.0.self_attn.q_proj.weight"].shape);   // 4 heads × 24
+        Assert.Equal([64L, 96], p["model.layers.0.self_attn.o_proj.weight"].shape);
+        Assert.Equal([24L], p["model.layers.3.self_attn.k_norm.weight"].shape);
     }
 
     [Fact]

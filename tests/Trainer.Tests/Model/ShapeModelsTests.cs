@@ -36,15 +36,23 @@ public class ShapeModelsTests
     }
 
     [Theory]
-    [InlineData("shape:llama-3.2-1b", "rope_scaling")]
-    [InlineData("shape:llama-3.1-8b", "rope_scaling")]
-    [InlineData("shape:qwen3-0.6b", "model_type 'qwen3'")]
     [InlineData("shape:gpt-5", "unknown model shape")]
-    public void Shape_NotBuildableYet_RefusedNamingTheMissingPiece(string model, string missing)
+    public void Shape_Unknown_RefusedNamingTheShapes(string model, string missing)
     {
         var e = Assert.Throws<CliException>(() => CheckRuns.Shape(model));
         Assert.StartsWith("--model: ", e.Message);
         Assert.Contains(missing, e.Message);
+    }
+
+    [Theory]
+    [InlineData("shape:llama-3.2-1b", "llama")]   // rope_scaling llama3
+    [InlineData("shape:llama-3.1-8b", "llama")]
+    [InlineData("shape:qwen3-0.6b", "qwen3")]     // q/k norms, explicit head_dim
+    public void Shape_Llama3xAndQwen3_ResolveAndBuild(string model, string type)
+    {
+        Assert.Equal(type, CheckRuns.Shape(model).ModelType);
+        var cfg = ModelFactory.ShapeConfig(model);
+        Assert.Equal(type, cfg.ModelType);
     }
 
     [Fact]
