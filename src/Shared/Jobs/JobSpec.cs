@@ -25,6 +25,8 @@ public sealed record JobSpec
     [JsonPropertyName("precompute_ref_logps")] public bool PrecomputeRefLogps { get; init; }
     // data
     [JsonPropertyName("dataset")] public string? Dataset { get; init; }
+    [JsonPropertyName("eval_dataset")] public string? EvalDataset { get; init; }
+    [JsonPropertyName("dataset_dir")] public string? DatasetDir { get; init; }
     [JsonPropertyName("formatting")] public string? Formatting { get; init; }
     [JsonPropertyName("cutoff_len")] public int CutoffLen { get; init; } = 2048;
     [JsonPropertyName("max_samples")] public int? MaxSamples { get; init; }

@@ -7,7 +7,8 @@ public sealed record JobSpecKey(string Name, string Group, string Default, strin
 /// overrides and the README's reference table.</summary>
 public static class JobSpecKeys
 {
-    public static readonly string[] Stages = ["sft", "dpo"];
+    /// <summary>pt: continual pre-training on raw text; the SFT objective (token NLL) over every token.</summary>
+    public static readonly string[] Stages = ["sft", "dpo", "pt"];
     public static readonly string[] FinetuningTypes = ["full", "lora"];
     public static readonly string[] Templates = ["default", "chatml", "qwen", "llama3"];
     public static readonly string[] Formattings = ["alpaca", "sharegpt"];
@@ -30,7 +31,9 @@ public static class JobSpecKeys
         new("pref_beta", "method", "0.1", "DPO β: strength of the KL anchor to the reference model."),
         new("pref_loss", "method", "sigmoid", "DPO loss.", ["sigmoid"]),
         new("precompute_ref_logps", "method", "false", "Compute the reference model's log-probs once before training, so it is not held in memory."),
-        new("dataset", "data", "(required)", "A dataset id (API) or a .json/.jsonl file path, relative to the config file (CLI)."),
+        new("dataset", "data", "(required)", "Comma list, concatenated: dataset ids (API); names in dataset_dir/dataset_info.json or .json/.jsonl paths relative to the config file (CLI)."),
+        new("eval_dataset", "data", "none", "Evaluation datasets, named like dataset (instead of val_size)."),
+        new("dataset_dir", "data", "data", "CLI: the folder holding dataset_info.json, relative to the config file (the API takes dataset ids only)."),
         new("formatting", "data", "auto-detected", "Dataset format.", Formattings),
         new("cutoff_len", "data", "2048", "Maximum tokens per sequence after the template; longer examples are truncated, never dropping the whole answer."),
         new("max_samples", "data", "all", "Use only the first N examples."),
@@ -72,7 +75,7 @@ public static class JobSpecKeys
     public static readonly IReadOnlySet<string> IgnoredLlamaFactoryKeys = new HashSet<string>
     {
         "do_train", "do_eval", "plot_loss", "overwrite_cache", "preprocessing_num_workers", "report_to", "ddp_timeout",
-        "trust_remote_code", "dataset_dir", "eval_strategy", "evaluation_strategy", "save_strategy", "dataloader_num_workers",
+        "trust_remote_code", "eval_strategy", "evaluation_strategy", "save_strategy", "dataloader_num_workers",
         "flash_attn", "run_name", "logging_dir", "save_only_model", "fp16",
     };
 

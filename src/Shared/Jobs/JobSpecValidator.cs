@@ -43,6 +43,7 @@ public static class JobSpecValidator
         Need(s.PrefBeta > 0, "pref_beta", "must be positive (0.1 is usual)");
         Need(s.MaxSamples is null or >= 1, "max_samples", "must be at least 1");
         Need(s.ValSize >= 0, "val_size", "must be a fraction in [0, 1) or a count ≥ 1");
+        Need(s.EvalDataset is null || s.ValSize == 0, "val_size", "cannot be set with eval_dataset (as in LLaMA-Factory); use one of them");
         Need(!s.Packing, "packing", "packing is not supported yet; set packing: false (each example is its own sequence)");
         Need(s.SequenceParallelSize >= 1, "sequence_parallel_size", "must be at least 1");
         Need(s.DataParallelSize >= 1, "data_parallel_size", "must be at least 1");
