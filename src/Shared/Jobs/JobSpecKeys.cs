@@ -36,7 +36,7 @@ public static class JobSpecKeys
         new("dataset_dir", "data", "data", "CLI: the folder holding dataset_info.json, relative to the config file (the API takes dataset ids only)."),
         new("formatting", "data", "auto-detected", "Dataset format.", Formattings),
         new("cutoff_len", "data", "2048", "Maximum tokens per sequence after the template; longer examples are truncated, never dropping the whole answer."),
-        new("max_samples", "data", "all", "Use only the first N examples."),
+        new("max_samples", "data", "all", "Use only the first N examples of each dataset."),
         new("val_size", "data", "0", "Fraction (0–1) or count (≥ 1) of examples held out for evaluation loss."),
         new("packing", "data", "false", "Pack several examples into one sequence (not supported yet: refused)."),
         new("sequence_parallel_size", "parallel", "1", "Ranks that split every sequence (ring attention / Ulysses)."),

@@ -1,4 +1,6 @@
 using LongSeqService.Shared.Data;
+using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Cli;
 using LongSeqService.Trainer.Training;
 using LongSeqService.Trainer.Tests.Data;
 using static LongSeqService.Trainer.Tests.SequenceParallel.ParityRuns;
@@ -42,5 +44,27 @@ public class PretrainParityTests
 
         AssertSame(one, many, spec.MaxSteps, lossAbs: 1e-9, gradRel: 1e-8, paramAbs: 1e-8);
         Assert.Equal(Lengths.Sum(l => l - 1), one.History.Sum(h => h.LabelTokens)); // T-1 predictions per document, every document once
+    }
+
+    /// <summary>examples/pt_easycontext_tiny_llama.yaml as the CLI prepares it (c4_demo by name, rope_theta raised,
+    /// SP 2 zigzag ring), on its 8 longest documents for 2 steps: SP=2 against one rank in float64.</summary>
+    [Fact]
+    public void EasyContextExample_LongestDocuments_SequenceParallelMatchesSingleRank()
+    {
+        var example = Path.Combine(RepoPaths.Root, "examples", "pt_easycontext_tiny_llama.yaml");
+        var spec = JobSpecParser.FromPairs(JobSpecParser.ReadYaml(File.ReadAllText(example), example)) with
+        {
+            MaxSteps = 2, GradientAccumulationSteps = 2, PerDeviceTrainBatchSize = 2, OutputDir = Path.Combine(Path.GetTempPath(), "lss-unused-" + Guid.NewGuid().ToString("N")),
+        };
+        var prep = RunPreparation.Prepare(spec, Path.GetDirectoryName(example)!);
+        var longest = prep.Train.Sft!.OrderByDescending(s => s.Length).Take(8).ToList();
+        Assert.Equal(1e6, spec.RopeTheta);
+        Assert.True(longest[^1].Length > 1000, $"the 8th longest document has {longest[^1].Length} tokens");
+        var data = new TrainingData(longest, null);
+
+        var one = Run(SingleRank(spec), ScalarType.Float64, data);
+        var many = Run(spec, ScalarType.Float64, data);
+
+        AssertSame(one, many, spec.MaxSteps, lossAbs: 1e-9, gradRel: 1e-8, paramAbs: 1e-8);
     }
 }
