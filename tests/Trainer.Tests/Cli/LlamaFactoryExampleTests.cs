@@ -29,7 +29,7 @@ public sealed class LlamaFactoryExampleTests : IDisposable
         var config = Path.Combine(_dir, example);
         File.Copy(Path.Combine(RepoPaths.Root, "tests", "Trainer.Tests", "LlamaFactoryExamples", example), config);
         HfModelFixture.WriteQwen3Shaped(Path.Combine(_dir, "qwen3-tiny"), modelType);
-        var r = TrainerProcess.Run(_dir, TimeSpan.FromMinutes(8), ["train", config, "--max_steps", "2", .. extra]);
+        var r = TrainerProcess.Run(_dir, TimeSpan.FromMinutes(15), ["train", config, "--max_steps", "2", .. extra]);
         Assert.True(r.ExitCode == 0, r.ToString());
         var output = Path.Combine(_dir, File.ReadLines(config).Single(l => l.StartsWith("output_dir:"))["output_dir:".Length..].Trim());
         var log = File.ReadAllLines(Path.Combine(output, "trainer_log.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
@@ -58,7 +58,8 @@ public sealed class LlamaFactoryExampleTests : IDisposable
     [InlineData("qwen3_lora_pretrain.yaml")]
     public void Example_OnQwen2TypedShape_TrainsTwoSteps(string example)
     {
-        var output = Train(example, "qwen2", "--template", "qwen");
+        // fp32 here: with the examples' bf16 the three runs did not finish 2 steps within 8 minutes on the shared 2-core machine (load ~50).
+        var output = Train(example, "qwen2", "--template", "qwen", "--bf16", "false");
         Assert.True(File.Exists(Path.Combine(output, "adapter_model.safetensors")));
     }
 }
