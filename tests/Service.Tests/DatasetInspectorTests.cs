@@ -25,12 +25,13 @@ public sealed class DatasetInspectorTests
     }
 
     [Fact]
-    public void Inspect_PretrainingText_IsRefusedWithReason()
+    public void Inspect_PretrainingText_IsTextForStagePt()
     {
         var report = DatasetInspector.Inspect(Data.File("c4_demo.jsonl"));
-        Assert.False(report.IsValid);
-        Assert.Equal(1, report.Errors[0].Line);
-        Assert.Contains("pre-training", report.Errors[0].Message);
+        Assert.True(report.IsValid);
+        Assert.Equal(DatasetFormats.Text, report.Format);
+        Assert.Equal(300, report.Rows);
+        Assert.False(report.IsPreference);
     }
 
     [Fact]

@@ -86,6 +86,38 @@ public sealed class JobEndpointTests(ServiceFactory factory) : IClassFixture<Ser
         Assert.Contains("no dataset", (await ErrorsAsync(await other.PostAsJsonAsync("/v1/jobs", Spec()))).GetProperty("dataset")[0].GetString());
     }
 
+    /// <summary>LLaMA-Factory's dataset: a,b as several dataset ids (concatenated by the trainer); pt trains on text and alpaca alike.</summary>
+    [Fact]
+    public async Task Submit_SeveralDatasetIds_PtOnTextAndEvalDataset_Accepted()
+    {
+        var c4 = await ServiceFactory.UploadAsync(_client, Data.File("c4_demo.jsonl"));
+        Assert.Equal(DatasetFormats.Text, c4.Format);
+
+        var job = await SubmitAsync(new Dictionary<string, object?>
+        {
+            ["model_name_or_path"] = "builtin:tiny-llama", ["stage"] = "pt", ["dataset"] = $"{c4.Id}, {_sft.Id}", ["eval_dataset"] = c4.Id, ["max_steps"] = 5,
+        });
+
+        Assert.Equal($"{c4.Id},{_sft.Id}", job.DatasetId);
+        Assert.Equal("pt", job.Stage);
+    }
+
+    [Fact]
+    public async Task Submit_DatasetListWithWrongMember_Is422NamingEachField()
+    {
+        var c4 = await ServiceFactory.UploadAsync(_client, Data.File("c4_demo.jsonl"));
+        var errors = await ErrorsAsync(await _client.PostAsJsonAsync("/v1/jobs", new Dictionary<string, object?>
+        {
+            ["model_name_or_path"] = "builtin:tiny-llama", ["dataset"] = $"{_sft.Id},{c4.Id},ds-nope", ["eval_dataset"] = _dpo.Id, ["dataset_dir"] = "/srv/data",
+        }));
+
+        var dataset = errors.GetProperty("dataset").EnumerateArray().Select(e => e.GetString()!).ToList();
+        Assert.Contains(dataset, m => m.Contains($"{c4.Id} (c4_demo.jsonl) is pre-training text; use stage pt"));
+        Assert.Contains(dataset, m => m.Contains("no dataset 'ds-nope'"));
+        Assert.Contains("is preference data", errors.GetProperty("eval_dataset")[0].GetString());
+        Assert.Contains("dataset ids", errors.GetProperty("dataset_dir")[0].GetString());
+    }
+
     [Fact]
     public async Task Submit_ServiceOwnedKeysAndMissingModel_Are422()
     {

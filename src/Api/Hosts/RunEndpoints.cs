@@ -47,8 +47,18 @@ public static class RunEndpoints
                 : $"job {jobId} is {state.State} (host {state.HostId?.ToString() ?? "none"}, attempt {state.Attempt}); not startable as attempt {request.Attempt} on host {hostId}");
         }
         var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == jobId);
-        var dataset = await db.Datasets.AsNoTracking().FirstAsync(d => d.Id == job.DatasetId);
-        return TypedResults.Ok(new StartRunResponse(jobId, job.Attempt, job.ParsedSpec(), store.FullPath(dataset.StoragePath),
+        var spec = job.ParsedSpec();
+        // Dataset ids become the files' paths in the store, comma-joined in the spec's order (the trainer reads each by path).
+        async Task<string?> Paths(string? ids)
+        {
+            if (string.IsNullOrWhiteSpace(ids)) return null;
+            var list = JobSubmission.DatasetIds(ids);
+            var stored = await db.Datasets.AsNoTracking().Where(d => list.Contains(d.Id)).ToDictionaryAsync(d => d.Id, d => d.StoragePath);
+            return string.Join(",", list.Select(id => store.FullPath(stored[id])));
+        }
+        var datasetPaths = (await Paths(spec.Dataset ?? job.DatasetId))!;
+        spec = spec with { Dataset = datasetPaths, EvalDataset = await Paths(spec.EvalDataset) };
+        return TypedResults.Ok(new StartRunResponse(jobId, job.Attempt, spec, datasetPaths,
             JobPaths.RunDir(o.Value, jobId), JobPaths.OutputDir(o.Value, jobId)));
     }
 

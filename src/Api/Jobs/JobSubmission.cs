@@ -5,6 +5,7 @@ using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Scheduler.Placement;
+using LongSeqService.Shared.Datasets;
 using LongSeqService.Shared.Jobs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -14,7 +15,7 @@ namespace LongSeqService.Api.Jobs;
 /// <summary>
 /// POST /v1/jobs: the job spec (LLaMA-Factory keys) plus optional <c>idempotency_key</c> and
 /// <c>priority</c>. Everything is checked before the job exists — keys, values, the model's shape
-/// against the sequence-parallel layout, the dataset (this tenant's, the right kind for the stage), and
+/// against the sequence-parallel layout, the datasets (comma lists of ids, each this tenant's and the right kind for the stage), and
 /// that some registered host could ever hold the gang — and every problem comes back as 422 keyed by field.
 /// </summary>
 public static class JobSubmission
@@ -57,18 +58,9 @@ public static class JobSubmission
             if (modelError != null) errors.Add(new("model_name_or_path", modelError));
         }
         errors.AddRange(JobSpecValidator.Validate(spec, shape));
-        Dataset? dataset = null;
-        if (!string.IsNullOrWhiteSpace(spec.Dataset))
-        {
-            dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == spec.Dataset && d.TenantId == tenant, ct);
-            if (dataset == null) errors.Add(new("dataset", $"no dataset '{spec.Dataset}'; upload one with POST /v1/datasets and use its id"));
-            else
-            {
-                if (spec.Stage == Stage.Dpo && !dataset.IsPreference) errors.Add(new("dataset", $"stage dpo needs preference data (chosen/rejected); {dataset.Id} ({dataset.Name}) has none"));
-                if (spec.Stage != Stage.Dpo && dataset.IsPreference) errors.Add(new("dataset", $"{dataset.Id} ({dataset.Name}) is preference data; use stage dpo, or an SFT dataset"));
-                if (spec.Formatting != null && spec.Formatting != dataset.Format) errors.Add(new("formatting", $"the dataset is {dataset.Format}, not {spec.Formatting}; omit formatting to use the detected one"));
-            }
-        }
+        if (spec.DatasetDir != null) errors.Add(new("dataset_dir", "the API reads uploaded datasets only: remove dataset_dir and give dataset ids (POST /v1/datasets)"));
+        var datasetIds = await CheckDatasets(db, tenant, spec, spec.Dataset, "dataset", errors, ct);
+        await CheckDatasets(db, tenant, spec, spec.EvalDataset, "eval_dataset", errors, ct);
         if (spec.WorldSize >= 1)
         {
             var largest = await db.HostSlots.GroupBy(s => s.HostId).Select(g => (int?)g.Count()).MaxAsync(ct) ?? 0;
@@ -83,7 +75,7 @@ public static class JobSubmission
         var job = new Job
         {
             Id = Guid.CreateVersion7(), TenantId = tenant, State = JobStates.Queued, Spec = JobSpecParser.ToJson(spec).ToJsonString(),
-            Model = spec.ModelNameOrPath!, Stage = spec.Stage.Wire(), DatasetId = dataset!.Id, SequenceParallelSize = spec.SequenceParallelSize,
+            Model = spec.ModelNameOrPath!, Stage = spec.Stage.Wire(), DatasetId = string.Join(",", datasetIds), SequenceParallelSize = spec.SequenceParallelSize,
             DataParallelSize = spec.DataParallelSize, WorldSize = spec.WorldSize, Priority = priority, IdempotencyKey = idempotencyKey,
             CreatedAt = now, UpdatedAt = now,
         };
@@ -102,6 +94,29 @@ public static class JobSubmission
         placement.Request();
         return TypedResults.Created($"/v1/jobs/{job.Id}", job.ToDto());
     }
+
+    /// <summary>
+    /// The datasets of a comma list of ids (LLaMA-Factory's <c>dataset: a,b</c>), each this tenant's and of the
+    /// kind the stage trains on; returns the ids. Never a server path: the trainer gets each file from its id.
+    /// </summary>
+    private static async Task<List<string>> CheckDatasets(ServiceDb db, Guid tenant, JobSpec spec, string? list, string field, List<SpecError> errors, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(list)) return [];
+        var ids = DatasetIds(list);
+        var found = await db.Datasets.AsNoTracking().Where(d => ids.Contains(d.Id) && d.TenantId == tenant).ToDictionaryAsync(d => d.Id, ct);
+        foreach (var id in ids)
+        {
+            if (!found.TryGetValue(id, out var dataset)) { errors.Add(new(field, $"no dataset '{id}'; upload one with POST /v1/datasets and use its id")); continue; }
+            if (spec.Stage == Stage.Dpo && !dataset.IsPreference) errors.Add(new(field, $"stage dpo needs preference data (chosen/rejected); {dataset.Id} ({dataset.Name}) has none"));
+            if (spec.Stage != Stage.Dpo && dataset.IsPreference) errors.Add(new(field, $"{dataset.Id} ({dataset.Name}) is preference data; use stage dpo, or an {spec.Stage.Wire().ToUpperInvariant()} dataset"));
+            if (spec.Stage == Stage.Sft && dataset.Format == DatasetFormats.Text) errors.Add(new(field, $"{dataset.Id} ({dataset.Name}) is pre-training text; use stage pt"));
+            if (spec.Formatting != null && spec.Formatting != dataset.Format) errors.Add(new("formatting", $"{dataset.Id} is {dataset.Format}, not {spec.Formatting}; omit formatting to use the detected one"));
+        }
+        return ids;
+    }
+
+    /// <summary>The ids of a <c>dataset</c> / <c>eval_dataset</c> value: comma-separated, in order.</summary>
+    public static List<string> DatasetIds(string list) => [.. list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)];
 
     /// <summary>The job already created under this key: 200 with it, or 409 when the spec differs.</summary>
     private static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>?> Replay(ServiceDb db, Guid tenant, string key, JobSpec spec, int priority, CancellationToken ct)

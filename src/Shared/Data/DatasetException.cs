@@ -41,3 +41,6 @@ public sealed class DatasetException : Exception
         return string.Join("\n", lines);
     }
 }
+
+/// <summary>A <c>dataset</c> item that names no dataset: neither a dataset_info.json name nor a file.</summary>
+public sealed class DatasetNameException(string message) : Exception(message);

@@ -3,35 +3,42 @@ using System.Text.Json;
 namespace LongSeqService.Shared.Data;
 
 /// <summary>
-/// Loads a dataset file in LLaMA-Factory's alpaca or sharegpt format (<c>.json</c> array or <c>.jsonl</c>),
-/// detects the format and whether it is preference data, and validates every example. Problems are
-/// reported in one <see cref="DatasetException"/> naming the file and the line of each bad example
-/// (the first <see cref="MaxReportedErrors"/>, plus a count of the rest).
+/// Loads a dataset file in LLaMA-Factory's alpaca or sharegpt format, or pre-training text (<c>.json</c>
+/// array or <c>.jsonl</c>), with the columns of its dataset_info.json entry or detected, and validates
+/// every example. Problems are reported in one <see cref="DatasetException"/> naming the file and the
+/// line of each bad example (the first <see cref="MaxReportedErrors"/>, plus a count of the rest).
 /// </summary>
 public static class DatasetLoader
 {
     public const int MaxReportedErrors = 5;
 
     /// <param name="formatting"><c>alpaca</c>, <c>sharegpt</c>, or null/empty to detect from the first example.</param>
-    public static LoadedDataset Load(string path, string? formatting = null, int maxReportedErrors = MaxReportedErrors)
+    public static LoadedDataset Load(string path, string? formatting = null, int maxReportedErrors = MaxReportedErrors) =>
+        Load(DatasetSource.File(path, formatting), pretrain: false, maxReportedErrors);
+
+    /// <param name="pretrain">Read every example as one document (stage pt), whatever its format.</param>
+    public static LoadedDataset Load(DatasetSource source, bool pretrain, int maxReportedErrors = MaxReportedErrors)
     {
-        if (!File.Exists(path))
-            throw new DatasetException(path, [new DatasetError(0, "file not found")], 1);
-        return Load(File.ReadAllBytes(path), path, formatting, maxReportedErrors);
+        if (!File.Exists(source.Path))
+            throw new DatasetException(source.Path, [new DatasetError(0, "file not found")], 1);
+        return Load(File.ReadAllBytes(source.Path), source.Path, source.Formatting, maxReportedErrors, source.Columns, source.Ranking, pretrain);
     }
 
     /// <summary>The same checks over a file's bytes; <paramref name="name"/> names it in messages.</summary>
-    public static LoadedDataset Load(byte[] bytes, string name, string? formatting = null, int maxReportedErrors = MaxReportedErrors)
+    public static LoadedDataset Load(byte[] bytes, string name, string? formatting = null, int maxReportedErrors = MaxReportedErrors,
+        DatasetColumns? columns = null, bool? ranking = null, bool pretrain = false)
     {
         var path = name;
+        columns ??= DatasetColumns.Detected;
         var rows = JsonRows.Read(bytes, name);
         if (rows.Count == 0)
             throw new DatasetException(path, [new DatasetError(0, "contains no examples")], 1);
 
         var first = rows.FirstOrDefault(r => r.ParseError is null && r.Element.ValueKind == JsonValueKind.Object);
         var format = ResolveFormat(path, rows, first, formatting);
-        // Preference data is recognised by its first example; every other example must then agree.
-        var preference = first is not null && IsPreferenceRow(first.Element);
+        // Preference data is recognised by its first example (or an entry's ranking); every other example must then agree.
+        var preference = !pretrain && format != DatasetFormat.Text && (ranking ?? (first is not null && IsPreferenceRow(first.Element)));
+        var documents = pretrain || format == DatasetFormat.Text;
 
         var examples = new List<Example>(rows.Count);
         var errors = new List<DatasetError>();
@@ -42,9 +49,9 @@ public static class DatasetLoader
             Example? ex = null;
             if (error is null)
             {
-                ex = format == DatasetFormat.Alpaca
-                    ? ExampleParser.ParseAlpaca(row.Element, preference, row.Line, out error)
-                    : ExampleParser.ParseSharegpt(row.Element, preference, row.Line, out error);
+                ex = documents ? ExampleParser.ParseText(row.Element, format, columns, row.Line, out error)
+                    : format == DatasetFormat.Alpaca ? ExampleParser.ParseAlpaca(row.Element, preference, columns, row.Line, out error)
+                    : ExampleParser.ParseSharegpt(row.Element, preference, columns, row.Line, out error);
                 if (error is not null) error = $"example {row.Index + 1} {error}";
             }
             if (error is not null)
@@ -55,7 +62,7 @@ public static class DatasetLoader
             else examples.Add(ex!);
         }
         if (total > 0) throw new DatasetException(path, errors, total, rows.Count, format, preference);
-        return new LoadedDataset(path, format, preference, examples);
+        return new LoadedDataset(path, format, preference, examples) { IsText = documents };
     }
 
     private static DatasetFormat ResolveFormat(string path, IReadOnlyList<JsonRow> rows, JsonRow? first, string? formatting)
@@ -64,13 +71,10 @@ public static class DatasetLoader
 
         if (string.IsNullOrEmpty(formatting))
         {
-            if (detected is null && first is not null && first.Element.TryGetProperty("text", out _))
-                throw new DatasetException(path, [new DatasetError(first.Line,
-                    "plain-text pre-training data (\"text\") is not supported yet (stage pt); use alpaca (instruction/output) or sharegpt (conversations)")], 1);
             return detected ?? throw new DatasetException(path,
                 [new DatasetError(first?.Line ?? rows[0].Line,
                     $"cannot tell the format of example {(first?.Index ?? 0) + 1}{KeysOf(first)}: alpaca needs 'instruction' and 'output', " +
-                    "sharegpt needs 'conversations' (from/value) or 'messages' (role/content)")], 1);
+                    "sharegpt needs 'conversations' (from/value) or 'messages' (role/content), pre-training text needs 'text'")], 1);
         }
         return formatting.ToLowerInvariant() switch
         {
@@ -83,6 +87,7 @@ public static class DatasetLoader
     private static DatasetFormat? Detect(JsonElement e) =>
         e.TryGetProperty("conversations", out _) || e.TryGetProperty("messages", out _) ? DatasetFormat.Sharegpt
         : e.TryGetProperty("instruction", out _) || e.TryGetProperty("output", out _) ? DatasetFormat.Alpaca
+        : e.TryGetProperty(DatasetColumns.TextColumn, out _) ? DatasetFormat.Text
         : null;
 
     private static bool IsPreferenceRow(JsonElement e) =>

@@ -98,7 +98,7 @@ public sealed class Encoder
 
     public EncodedDataset<EncodedPair> EncodePairwise(LoadedDataset dataset) => EncodeAll(dataset, EncodePairwise);
 
-    private static EncodedDataset<T> EncodeAll<T>(LoadedDataset dataset, Func<Example, T?> encode) where T : class
+    internal static EncodedDataset<T> EncodeAll<T>(LoadedDataset dataset, Func<Example, T?> encode) where T : class
     {
         var items = new List<T>(dataset.Count);
         var skipped = new List<int>();

@@ -37,9 +37,13 @@ public sealed record Example(
     public bool IsPreference => Chosen is not null;
 }
 
-public enum DatasetFormat { Alpaca, Sharegpt }
+/// <summary>A file's format. <see cref="Text"/>: one <c>text</c> per example, pre-training documents (stage pt).</summary>
+public enum DatasetFormat { Alpaca, Sharegpt, Text }
 
 public sealed record LoadedDataset(string Path, DatasetFormat Format, bool IsPreference, IReadOnlyList<Example> Examples)
 {
     public int Count => Examples.Count;
+
+    /// <summary>Examples are documents for pre-training (one user turn of raw text each), not conversations.</summary>
+    public bool IsText { get; init; }
 }

@@ -16,68 +16,109 @@ internal static class ExampleParser
 
     // ---- alpaca: instruction, input, output, system, history [[q, a], ...], chosen/rejected strings ----
 
-    public static Example? ParseAlpaca(JsonElement e, bool preference, int line, out string? error)
+    public static Example? ParseAlpaca(JsonElement e, bool preference, DatasetColumns c, int line, out string? error)
     {
         error = null;
         if (e.ValueKind != JsonValueKind.Object) { error = "is not a JSON object"; return null; }
         var needs = preference ? AlpacaPrefNeeds : AlpacaNeeds;
 
-        if (!TryString(e, "instruction", required: true, needs, out var instruction, out error)) return null;
-        if (!TryString(e, "input", required: false, needs, out var input, out error)) return null;
-        if (!TryString(e, "system", required: false, needs, out var system, out error)) return null;
-        if (!TryTools(e, out var tools, out error)) return null;
+        if (!TryColumn(e, c, "prompt", c.Prompt, required: true, needs, out var instruction, out error)) return null;
+        if (!TryColumn(e, c, "query", c.Query, required: false, needs, out var input, out error)) return null;
+        if (!TryColumn(e, c, "system", c.System, required: false, needs, out var system, out error)) return null;
+        if (!TryTools(e, c.Tools, out var tools, out error)) return null;
 
         var turns = new List<Turn>();
-        if (e.TryGetProperty("history", out var history) && history.ValueKind != JsonValueKind.Null)
+        if (c.History is { } historyKey && e.TryGetProperty(historyKey, out var history) && history.ValueKind != JsonValueKind.Null)
         {
-            if (history.ValueKind != JsonValueKind.Array) { error = "has a 'history' that is not a list of [question, answer] pairs"; return null; }
+            if (history.ValueKind != JsonValueKind.Array) { error = $"has a '{historyKey}' that is not a list of [question, answer] pairs"; return null; }
             int k = 0;
             foreach (var pair in history.EnumerateArray())
             {
                 k++;
                 if (pair.ValueKind != JsonValueKind.Array || pair.GetArrayLength() != 2
                     || pair[0].ValueKind != JsonValueKind.String || pair[1].ValueKind != JsonValueKind.String)
-                { error = $"has 'history' item {k} that is not a [question, answer] pair of strings"; return null; }
+                { error = $"has '{historyKey}' item {k} that is not a [question, answer] pair of strings"; return null; }
                 turns.Add(new Turn(Role.User, pair[0].GetString()!));
                 turns.Add(new Turn(Role.Assistant, pair[1].GetString()!));
             }
         }
-        // LLaMA-Factory: the query is "instruction\ninput", leaving out whichever is empty.
-        var query = string.Join("\n", new[] { instruction, input }.Where(s => !string.IsNullOrEmpty(s)));
-        turns.Add(new Turn(Role.User, query));
+        turns.Add(new Turn(Role.User, AlpacaQuery(instruction, input)));
 
         if (preference)
         {
-            if (!TryString(e, "chosen", required: true, needs, out var chosen, out error)) return null;
-            if (!TryString(e, "rejected", required: true, needs, out var rejected, out error)) return null;
+            if (!TryColumn(e, c, "chosen", c.Chosen, required: true, needs, out var chosen, out error)) return null;
+            if (!TryColumn(e, c, "rejected", c.Rejected, required: true, needs, out var rejected, out error)) return null;
             return new Example(system, tools, turns, new Turn(Role.Assistant, chosen), new Turn(Role.Assistant, rejected), line);
         }
-        if (e.TryGetProperty("chosen", out _) || e.TryGetProperty("rejected", out _))
+        if (HasAnswerColumns(e, c))
         { error = "has 'chosen'/'rejected' but the first example is not preference data (all examples must be alike)"; return null; }
-        if (!TryString(e, "output", required: true, needs, out var output, out error)) return null;
+        if (!TryColumn(e, c, "response", c.Response, required: true, needs, out var output, out error)) return null;
         turns.Add(new Turn(Role.Assistant, output));
         return new Example(system, tools, turns, Line: line);
     }
 
-    // ---- sharegpt: conversations [{from, value}] or messages [{role, content}], tools, system, chosen/rejected ----
+    // LLaMA-Factory: the query is "instruction\ninput", leaving out whichever is empty.
+    private static string AlpacaQuery(string instruction, string input) =>
+        string.Join("\n", new[] { instruction, input }.Where(s => !string.IsNullOrEmpty(s)));
 
-    public static Example? ParseSharegpt(JsonElement e, bool preference, int line, out string? error)
+    // A detected file must not mix preference and supervised rows; an entry's ranking flag decides alone.
+    private static bool HasAnswerColumns(JsonElement e, DatasetColumns c) =>
+        c.IsDetected && (e.TryGetProperty("chosen", out _) || e.TryGetProperty("rejected", out _));
+
+    // ---- pre-training text (stage pt): LLaMA-Factory trains on the first prompt message's content ----
+
+    /// <summary>One document: a detected file's <c>text</c>, alpaca's "prompt\nquery" (c4_demo maps prompt to text),
+    /// or the first sharegpt turn. Returned as an example of one user turn, the shape LLaMA-Factory gives it.</summary>
+    public static Example? ParseText(JsonElement e, DatasetFormat format, DatasetColumns c, int line, out string? error)
     {
         error = null;
         if (e.ValueKind != JsonValueKind.Object) { error = "is not a JSON object"; return null; }
-        string key = e.TryGetProperty("conversations", out var messages) ? "conversations"
-            : e.TryGetProperty("messages", out messages) ? "messages" : "";
-        if (key == "") { error = "has no 'conversations' or 'messages' (sharegpt needs a list of turns)"; return null; }
+        string text;
+        if (format == DatasetFormat.Text)
+        {
+            if (!TryColumn(e, c, "text", DatasetColumns.TextColumn, required: true, "(pre-training text needs 'text')", out text, out error)) return null;
+        }
+        else if (format == DatasetFormat.Alpaca)
+        {
+            if (!TryColumn(e, c, "prompt", c.Prompt, required: true, "(pre-training alpaca data needs 'instruction')", out var prompt, out error)) return null;
+            if (!TryColumn(e, c, "query", c.Query, required: false, "", out var query, out error)) return null;
+            text = AlpacaQuery(prompt, query);
+        }
+        else
+        {
+            var first = ParseSharegpt(e, preference: false, c, line, out error, requireAnswer: false);
+            if (first is null) return null;
+            text = first.Turns[0].Content;
+        }
+        return new Example("", "", [new Turn(Role.User, text)], Line: line);
+    }
+
+    // ---- sharegpt: conversations [{from, value}] or messages [{role, content}], tools, system, chosen/rejected ----
+
+    public static Example? ParseSharegpt(JsonElement e, bool preference, DatasetColumns c, int line, out string? error, bool requireAnswer = true)
+    {
+        error = null;
+        if (e.ValueKind != JsonValueKind.Object) { error = "is not a JSON object"; return null; }
+        JsonElement messages = default;
+        string key = c.IsDetected
+            ? (e.TryGetProperty("conversations", out messages) ? "conversations" : e.TryGetProperty("messages", out messages) ? "messages" : "")
+            : c.Messages is { } col && e.TryGetProperty(col, out messages) ? col : "";
+        if (key == "")
+        {
+            error = c.IsDetected ? "has no 'conversations' or 'messages' (sharegpt needs a list of turns)"
+                : $"has no '{c.Messages}'{c.Origin("messages", c.Messages ?? "")}";
+            return null;
+        }
         if (messages.ValueKind != JsonValueKind.Array) { error = $"has a '{key}' that is not a list of turns"; return null; }
-        if (!TryString(e, "system", required: false, "", out var system, out error)) return null;
-        if (!TryTools(e, out var tools, out error)) return null;
+        if (!TryColumn(e, c, "system", c.System, required: false, "", out var system, out error)) return null;
+        if (!TryTools(e, c.Tools, out var tools, out error)) return null;
 
         var turns = new List<Turn>();
         int k = 0;
         foreach (var m in messages.EnumerateArray())
         {
             k++;
-            var turn = ParseMessage(m, $"turn {k}", out var isSystem, out error);
+            var turn = ParseMessage(m, c, $"turn {k}", out var isSystem, out error);
             if (turn is null) return null;
             if (isSystem)
             {
@@ -91,6 +132,7 @@ internal static class ExampleParser
             else turns.Add(turn);
         }
         if (turns.Count == 0) { error = $"has no turns in '{key}'"; return null; }
+        if (!requireAnswer) return new Example(system, tools, turns, Line: line);
 
         for (int i = 0; i < turns.Count; i++)
         {
@@ -106,64 +148,73 @@ internal static class ExampleParser
         if (preference)
         {
             if (turns.Count % 2 == 0) { error = "has a conversation ending with an assistant turn; preference data ends with the user's turn and puts the answers in 'chosen' and 'rejected'"; return null; }
-            var chosen = ParseAnswer(e, "chosen", out error);
+            var chosen = ParseAnswer(e, c, "chosen", c.Chosen, out error);
             if (chosen is null) return null;
-            var rejected = ParseAnswer(e, "rejected", out error);
+            var rejected = ParseAnswer(e, c, "rejected", c.Rejected, out error);
             if (rejected is null) return null;
             return new Example(system, tools, turns, chosen, rejected, line);
         }
-        if (e.TryGetProperty("chosen", out _) || e.TryGetProperty("rejected", out _))
+        if (HasAnswerColumns(e, c))
         { error = "has 'chosen'/'rejected' but the first example is not preference data (all examples must be alike)"; return null; }
         if (turns.Count % 2 == 1) { error = $"has its last turn from {RoleName(turns[^1].Role)}; a supervised conversation must end with an assistant turn"; return null; }
         return new Example(system, tools, turns, Line: line);
     }
 
-    private static Turn? ParseAnswer(JsonElement e, string name, out string? error)
+    private static Turn? ParseAnswer(JsonElement e, DatasetColumns c, string role, string? column, out string? error)
     {
         error = null;
+        var name = column ?? role;
         if (!e.TryGetProperty(name, out var a) || a.ValueKind == JsonValueKind.Null)
-        { error = $"has no '{name}' (preference sharegpt needs chosen and rejected answers)"; return null; }
+        {
+            error = $"has no '{name}'" + (c.IsDetected ? " (preference sharegpt needs chosen and rejected answers)" : c.Origin(role, name));
+            return null;
+        }
         if (a.ValueKind == JsonValueKind.String) return new Turn(Role.Assistant, a.GetString()!);
-        var turn = ParseMessage(a, $"'{name}'", out var isSystem, out error);
+        var turn = ParseMessage(a, c, $"'{name}'", out var isSystem, out error);
         if (turn is null) return null;
         if (isSystem || !turn.IsModelTurn)
         { error = $"has a '{name}' from {(isSystem ? "system" : RoleName(turn.Role))}; it must be an assistant or function_call answer"; return null; }
         return turn;
     }
 
-    private static Turn? ParseMessage(JsonElement m, string what, out bool isSystem, out string? error)
+    private static Turn? ParseMessage(JsonElement m, DatasetColumns c, string what, out bool isSystem, out string? error)
     {
         isSystem = false;
         error = null;
         if (m.ValueKind != JsonValueKind.Object) { error = $"has {what} that is not an object"; return null; }
-        bool openAi = !m.TryGetProperty("from", out var roleEl);
-        if (openAi && !m.TryGetProperty("role", out roleEl)) { error = $"has {what} with no 'from' (or 'role')"; return null; }
+        JsonElement roleEl;
+        string contentKey;
+        if (c.IsDetected)
+        {
+            bool openAi = !m.TryGetProperty("from", out roleEl);
+            if (openAi && !m.TryGetProperty("role", out roleEl)) { error = $"has {what} with no 'from' (or 'role')"; return null; }
+            contentKey = openAi ? "content" : "value";
+        }
+        else
+        {
+            if (!m.TryGetProperty(c.RoleTag, out roleEl)) { error = $"has {what} with no '{c.RoleTag}'{c.Origin("role_tag", c.RoleTag)}"; return null; }
+            contentKey = c.ContentTag;
+        }
         if (roleEl.ValueKind != JsonValueKind.String) { error = $"has {what} whose role is not a string"; return null; }
         var roleName = roleEl.GetString()!;
-        var contentKey = openAi ? "content" : "value";
         m.TryGetProperty(contentKey, out var contentEl);
 
-        Role role;
-        switch (roleName)
+        Role? mapped = c.IsDetected ? DetectedRole(roleName, out isSystem) : TaggedRole(c, roleName, out isSystem);
+        if (mapped is not { } role)
         {
-            case "human" or "user": role = Role.User; break;
-            case "gpt" or "assistant": role = Role.Assistant; break;
-            case "function_call": role = Role.FunctionCall; break;
-            case "observation" or "tool": role = Role.Observation; break;
-            case "system": isSystem = true; role = Role.User; break;
-            default:
-                error = $"has {what} with unknown role '{roleName}' (expected human, gpt, system, function_call, observation; or user, assistant, system, tool)";
-                return null;
+            error = c.IsDetected
+                ? $"has {what} with unknown role '{roleName}' (expected human, gpt, system, function_call, observation; or user, assistant, system, tool)"
+                : $"has {what} with unknown role '{roleName}' (the tags expect {c.UserTag}, {c.AssistantTag}, {c.SystemTag}, {c.FunctionTag}, {c.ObservationTag})";
+            return null;
         }
 
-        string content;
         if (role == Role.Assistant && m.TryGetProperty("tool_calls", out var calls) && calls.ValueKind == JsonValueKind.Array && calls.GetArrayLength() > 0)
         {
             // OpenAI style: an assistant message with tool_calls is a function call.
             var list = new JsonArray();
-            foreach (var c in calls.EnumerateArray())
+            foreach (var call in calls.EnumerateArray())
             {
-                var f = c.TryGetProperty("function", out var fn) ? fn : c;
+                var f = call.TryGetProperty("function", out var fn) ? fn : call;
                 if (!f.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String)
                 { error = $"has {what} with a tool call that has no 'name'"; return null; }
                 var args = f.TryGetProperty("arguments", out var a) ? a : default;
@@ -177,14 +228,37 @@ internal static class ExampleParser
         if (contentEl.ValueKind != JsonValueKind.String)
         {
             error = contentEl.ValueKind == JsonValueKind.Undefined
-                ? $"has {what} with no '{contentKey}'"
+                ? $"has {what} with no '{contentKey}'{c.Origin("content_tag", contentKey)}"
                 : $"has {what} whose '{contentKey}' is {Kind(contentEl)}, not a string";
             return null;
         }
-        content = contentEl.GetString()!;
+        var content = contentEl.GetString()!;
         if (role == Role.FunctionCall && !FunctionCalls.TryParse(content, out _, out var why))
         { error = $"has {what} (function_call) that is not a JSON tool call: {why}"; return null; }
         return new Turn(role, content);
+    }
+
+    private static Role? DetectedRole(string name, out bool isSystem)
+    {
+        isSystem = name == "system";
+        return name switch
+        {
+            "human" or "user" or "system" => Role.User,
+            "gpt" or "assistant" => Role.Assistant,
+            "function_call" => Role.FunctionCall,
+            "observation" or "tool" => Role.Observation,
+            _ => null,
+        };
+    }
+
+    private static Role? TaggedRole(DatasetColumns c, string name, out bool isSystem)
+    {
+        isSystem = name == c.SystemTag;
+        return isSystem || name == c.UserTag ? Role.User
+            : name == c.AssistantTag ? Role.Assistant
+            : name == c.FunctionTag ? Role.FunctionCall
+            : name == c.ObservationTag ? Role.Observation
+            : null;
     }
 
     private static bool TryParse(string s, out JsonNode? node)
@@ -193,13 +267,17 @@ internal static class ExampleParser
         catch (JsonException) { node = null; return false; }
     }
 
-    private static bool TryString(JsonElement e, string name, bool required, string needs, out string value, out string? error)
+    /// <summary>A string column; <paramref name="column"/> null means the entry maps <paramref name="role"/> to nothing (empty).
+    /// A missing required column is explained by the format's needs (detected file) or by the mapping (dataset_info.json).</summary>
+    private static bool TryColumn(JsonElement e, DatasetColumns c, string role, string? column, bool required, string needs, out string value, out string? error)
     {
         value = "";
         error = null;
+        if (column is null) return true;
+        var name = column;
         if (!e.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
         {
-            if (required) error = $"has no '{name}' {needs}".TrimEnd();
+            if (required) error = c.IsDetected ? $"has no '{name}' {needs}".TrimEnd() : $"has no '{name}'{c.Origin(role, name)}";
             return !required;
         }
         if (v.ValueKind != JsonValueKind.String) { error = $"has '{name}' that is {Kind(v)}, not a string"; return false; }
@@ -208,15 +286,15 @@ internal static class ExampleParser
     }
 
     /// <summary>'tools' is a JSON string (as in LLaMA-Factory's files) or an inline list; kept as JSON text.</summary>
-    private static bool TryTools(JsonElement e, out string tools, out string? error)
+    private static bool TryTools(JsonElement e, string? column, out string tools, out string? error)
     {
         tools = "";
         error = null;
-        if (!e.TryGetProperty("tools", out var t) || t.ValueKind == JsonValueKind.Null) return true;
+        if (column is null || !e.TryGetProperty(column, out var t) || t.ValueKind == JsonValueKind.Null) return true;
         var text = t.ValueKind == JsonValueKind.String ? t.GetString()! : t.GetRawText();
         if (text.Length == 0) return true;
         if (!TryParse(text, out var node) || node is not (JsonArray or JsonObject))
-        { error = "has 'tools' that is not a JSON list of tool definitions"; return false; }
+        { error = $"has '{column}' that is not a JSON list of tool definitions"; return false; }
         tools = text;
         return true;
     }

@@ -18,8 +18,9 @@ public sealed class TextTokenizer : IDisposable
     private readonly Dictionary<string, int> _vocab;        // the model's own vocabulary
 
     private TextTokenizer(Tokenizers.DotNet.Tokenizer native, Dictionary<string, int> added,
-        Dictionary<int, string> specialById, Dictionary<string, int> vocab, string? bos, string? eos, string? pad)
+        Dictionary<int, string> specialById, Dictionary<string, int> vocab, string? bos, string? eos, string? pad, bool addBos)
     {
+        AddBosToken = addBos;
         _native = native;
         _added = added;
         _specialById = specialById;
@@ -41,6 +42,10 @@ public sealed class TextTokenizer : IDisposable
     public string? BosToken { get; }
     public string? EosToken { get; }
     public string? PadToken { get; }
+
+    /// <summary><c>add_bos_token</c> of tokenizer_config.json (Hugging Face's slow-tokenizer flag, which
+    /// LLaMA-Factory's pre-training reads); false when absent, as for Qwen's and Llama 3's fast tokenizers.</summary>
+    public bool AddBosToken { get; }
 
     /// <summary>
     /// Loads <c>tokenizer.json</c> from <paramref name="dir"/> (or the file itself if a path to a .json is
@@ -84,9 +89,9 @@ public sealed class TextTokenizer : IDisposable
             path = CacheWithoutPostProcessor(bytes, root);
         }
 
-        var (bos, eos, pad) = ReadSpecialTokenNames(configDir, added);
+        var (bos, eos, pad, addBos) = ReadSpecialTokenNames(configDir, added);
         var native = new Tokenizers.DotNet.Tokenizer(path);
-        return new TextTokenizer(native, added, specialById, vocab, bos, eos, pad);
+        return new TextTokenizer(native, added, specialById, vocab, bos, eos, pad, addBos);
     }
 
     /// <summary>Token ids of <paramref name="text"/>; special-token strings in the text become their ids.</summary>
@@ -152,9 +157,10 @@ public sealed class TextTokenizer : IDisposable
         return path;
     }
 
-    private static (string? Bos, string? Eos, string? Pad) ReadSpecialTokenNames(string dir, Dictionary<string, int> added)
+    private static (string? Bos, string? Eos, string? Pad, bool AddBos) ReadSpecialTokenNames(string dir, Dictionary<string, int> added)
     {
         string? bos = null, eos = null, pad = null;
+        bool? addBos = null;
         bool anyConfig = false;
         // tokenizer_config.json first; special_tokens_map.json fills what it leaves out.
         foreach (var name in new[] { "tokenizer_config.json", "special_tokens_map.json" })
@@ -165,10 +171,11 @@ public sealed class TextTokenizer : IDisposable
             bos ??= TokenName(cfg["bos_token"]);
             eos ??= TokenName(cfg["eos_token"]);
             pad ??= TokenName(cfg["pad_token"]);
+            addBos ??= cfg["add_bos_token"] is JsonValue b && b.TryGetValue<bool>(out var flag) ? flag : null;
         }
         if (!anyConfig)
             eos = new[] { "<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>" }.FirstOrDefault(added.ContainsKey);
-        return (bos, eos, pad);
+        return (bos, eos, pad, addBos ?? false);
     }
 
     // A config token is either "text" or {"content": "text", ...} (AddedToken serialised).

@@ -17,8 +17,15 @@ public static class TokenLengths
     public static TokenStats Compute(string datasetPath, string? formatting, string model, ModelShape shape, int cutoffLen, string? template = null)
     {
         using var tokenizer = TextTokenizer.Load(TokenizerDir(model));
+        // A stored dataset's format is its detected one; "text" means documents for stage pt (no chat template).
+        var dataset = DatasetLoader.Load(datasetPath, formatting is "alpaca" or "sharegpt" ? formatting : null);
+        if (dataset.IsText)
+        {
+            var pt = new PretrainEncoder(tokenizer, int.MaxValue / 4, template);
+            var docs = dataset.Examples.Select(pt.Encode).OfType<EncodedSequence>().Select(s => s.Length).ToList();
+            return new TokenStats(model, LengthStats.From(docs)!, docs.Count(l => l > cutoffLen), cutoffLen);
+        }
         var chat = ChatTemplate.Get(template ?? ChatTemplate.DefaultFor(shape.ModelType, tokenizer));
-        var dataset = DatasetLoader.Load(datasetPath, formatting);
         var encoder = new Encoder(tokenizer, chat, int.MaxValue / 4);    // no truncation: true lengths
         var lengths = new List<int>(dataset.Count);
         foreach (var example in dataset.Examples)

@@ -36,7 +36,12 @@ public static class DatasetInspector
         }
     }
 
-    private static string Name(DatasetFormat f) => f == DatasetFormat.Alpaca ? DatasetFormats.Alpaca : DatasetFormats.ShareGpt;
+    private static string Name(DatasetFormat f) => f switch
+    {
+        DatasetFormat.Alpaca => DatasetFormats.Alpaca,
+        DatasetFormat.Sharegpt => DatasetFormats.ShareGpt,
+        _ => DatasetFormats.Text,
+    };
 
     private static DatasetReport Fail(int line, string message) => new(null, false, 0, [new DatasetLineError(line, null, message)], 1, null);
 

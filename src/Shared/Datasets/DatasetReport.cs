@@ -4,9 +4,11 @@ public static class DatasetFormats
 {
     public const string Alpaca = "alpaca";
     public const string ShareGpt = "sharegpt";
+    /// <summary>Pre-training documents (a <c>text</c> per example), for stage pt.</summary>
+    public const string Text = "text";
 
     /// <summary>Every format, as the job spec's <c>formatting</c> accepts them.</summary>
-    public static IReadOnlyList<string> Names { get; } = [Alpaca, ShareGpt];
+    public static IReadOnlyList<string> Names { get; } = [Alpaca, ShareGpt, Text];
 }
 
 /// <summary>A bad example: the 1-based line where it starts, its 0-based row, and what is wrong.</summary>

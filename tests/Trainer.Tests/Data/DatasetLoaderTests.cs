@@ -233,10 +233,13 @@ public class DatasetLoaderTests
     }
 
     [Fact]
-    public void Load_PretrainingText_SaysItIsNotSupportedYet()
+    public void Load_PretrainingText_IsReadAsDocuments()
     {
-        var ex = Assert.Throws<DatasetException>(() => DatasetLoader.Load(Path.Combine(Shared, "c4_demo.jsonl"), null));
+        var ds = DatasetLoader.Load(Path.Combine(Shared, "c4_demo.jsonl"), null);
 
-        Assert.Contains("c4_demo.jsonl: line 1: plain-text pre-training data (\"text\") is not supported yet", ex.Message);
+        Assert.Equal(DatasetFormat.Text, ds.Format);
+        Assert.True(ds.IsText);
+        Assert.Equal(300, ds.Count);
+        Assert.All(ds.Examples, e => Assert.Equal(Role.User, e.Turns.Single().Role));
     }
 }
