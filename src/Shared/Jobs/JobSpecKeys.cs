@@ -36,7 +36,7 @@ public static class JobSpecKeys
         new("max_samples", "data", "all", "Use only the first N examples."),
         new("val_size", "data", "0", "Fraction (0–1) or count (≥ 1) of examples held out for evaluation loss."),
         new("packing", "data", "false", "Pack several examples into one sequence (not supported yet: refused)."),
-        new("sequence_parallel_size", "parallel", "1", "Ranks that split every sequence (ring attention / Ulysses)."),
+        new("sequence_parallel_size", "parallel", "1", "Ranks that split every sequence (ring attention / Ulysses); auto: the smallest that fits a slot's memory (chosen at submission)."),
         new("sequence_parallel_mode", "parallel", "zigzag-ring", "How attention is split across the sequence-parallel group.", SequenceParallelModes),
         new("ulysses_degree", "parallel", "auto", "hybrid only: the Ulysses sub-group size (must divide sequence_parallel_size and the head count)."),
         new("data_parallel_size", "parallel", "1", "Replicas that see different micro-batches; the run needs sequence_parallel_size × data_parallel_size slots."),

@@ -105,6 +105,7 @@ public static class JobSpecParser
         }
         text = text.Trim();
         if (key == "resume_from_checkpoint" && bool.TryParse(text, out var resume)) return resume ? JsonValue.Create("latest") : null;
+        if (key == "sequence_parallel_size" && text == "auto") return JsonValue.Create(Memory.SequenceParallelAuto.Auto);   // chosen at submission from the memory model
         if (target == typeof(string)) return JsonValue.Create(text);
         if (target == typeof(bool))
             return bool.TryParse(text, out var b) ? JsonValue.Create(b) : throw new FormatException($"expected true or false, got '{text}'");

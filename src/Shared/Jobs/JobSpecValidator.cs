@@ -44,7 +44,9 @@ public static class JobSpecValidator
         Need(s.MaxSamples is null or >= 1, "max_samples", "must be at least 1");
         Need(s.ValSize >= 0, "val_size", "must be a fraction in [0, 1) or a count ≥ 1");
         Need(!s.Packing, "packing", "packing is not supported yet; set packing: false (each example is its own sequence)");
-        Need(s.SequenceParallelSize >= 1, "sequence_parallel_size", "must be at least 1");
+        Need(s.SequenceParallelSize >= 1, "sequence_parallel_size", s.SequenceParallelSize == Memory.SequenceParallelAuto.Auto
+            ? "auto is chosen by the service at submission (from the hosts' slot memory); here give a number (trainer estimate --sp auto --slot-memory 6G picks one)"
+            : "must be at least 1, or auto");
         Need(s.DataParallelSize >= 1, "data_parallel_size", "must be at least 1");
         Need(s.PerDeviceTrainBatchSize >= 1, "per_device_train_batch_size", "must be at least 1");
         Need(s.PerDeviceEvalBatchSize >= 1, "per_device_eval_batch_size", "must be at least 1");

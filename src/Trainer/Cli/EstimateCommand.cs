@@ -38,7 +38,7 @@ public static class EstimateCommand
         var sp = cli.Get("sp") ?? "1";
         if (sp == "auto")
         {
-            long budget = MaxLengthSearch.ParseBytes(cli.Require("slot_memory", "6G"));
+            long budget = MaxLengthSearch.ParseBytes(cli.Require("slot_memory", "6G"), "slot-memory");
             foreach (var n in SequenceParallelAuto.Candidates(dims, spec, cli.Int("max_sp", 64)))
             {
                 var e = MemoryModel.Estimate(dims, Request(n));
