@@ -15,9 +15,16 @@ public static class MemoryModel
     /// <summary>
     /// A rank process's own memory before any model: the .NET runtime, libtorch and its thread pools, the
     /// compiled attention kernel, MPI. Measured on this machine's CPU build (docs/benchmarks.md, "memory
-    /// model"): a rank's baseline minus its weights and optimizer state.
+    /// model"): a rank's baseline minus its weights and optimizer state (170.7 MiB tiny-llama, 170.9 MiB tiny-qwen2).
     /// </summary>
     public const long FrameworkFloorBytes = 170L << 20;
+
+    /// <summary>
+    /// What the first training step adds whatever its size (autograd's engine threads, their malloc arenas,
+    /// collective buffers): the intercept of the measured peak-above-baseline against tokens per rank, whose
+    /// slope the per-token terms below predict (docs/benchmarks.md: 31 ± 4 MiB over 8 configurations).
+    /// </summary>
+    public const long FrameworkStepBytes = 32L << 20;
 
     /// <summary>What the clip-norm holds per trainable parameter today: each gradient cast to float64 and its
     /// square (8 + 8 bytes), all alive until the norm is summed (one dispose scope for the whole loop).</summary>
@@ -41,6 +48,7 @@ public static class MemoryModel
         var resident = new List<MemoryTerm>
         {
             new("framework", FrameworkFloorBytes, "runtime, libtorch, kernels (measured)"),
+            new("framework_step", FrameworkStepBytes, "the first step's fixed runtime allocations (measured)"),
             new("weights", Shard((m.Parameters + (r.IsLora ? trainable : 0)) * b, 3),
                 $"{m.Parameters:N0} parameters{(r.IsLora ? $" + {trainable:N0} LoRA" : "")} × {b} B{Sharded(3)}"),
             new("optimizer_state", Shard(trainable * (8 + (r.Bf16 ? 4 : 0)), 1),
