@@ -6,8 +6,8 @@ namespace LongSeqService.Shared.Memory;
 /// Each rank's peak bytes from a model's config.json alone, counted the way the trainer allocates:
 /// what autograd saves per token (<see cref="LayerBytesPerToken"/>), what the loss head holds, what the
 /// ring and all-to-all move, and the optimizer step's temporaries. The peak is what is always resident
-/// (framework, weights, optimizer state, reference model) plus the largest of four moments of a step:
-/// the loss backward, the first layer backward, the end of backward, and the optimizer step.
+/// (framework, weights, optimizer state, reference model) plus the largest of five moments of a step:
+/// the loss backward, the LM head backward, the first layer backward, the end of backward, the optimizer step.
 /// Per rank means one process per rank (launch: processes, or one device each).
 /// </summary>
 public static class MemoryModel
@@ -71,11 +71,14 @@ public static class MemoryModel
         var attention = AttentionTerms(m, r, t, b);
         // ZeRO-3 gathers one layer's weights (and its gradient before the reduce-scatter) while that layer runs.
         if (r.ZeroStage >= 3) attention.Add(new("zero3_gather", 2 * m.LayerParameters * b, "one layer's gathered weights and gradient"));
-        var (lossPeak, lossHeld) = LossTerms(m, r, t, b);
+        var (lossPeak, lossHeld, lossGradient) = LossTerms(m, r, t, b);
 
         var moments = new List<MemoryMoment>
         {
-            new("loss_backward", [activations, lossPeak, headGradient, .. lossHeld.Where(x => x.Name != "logits_held")]),
+            // The loss's own peak (every copy of the logits at once) comes before the head's gradient exists;
+            // when the log-softmax is freed, the logits' gradient and the head's gradient are alive together.
+            new("loss_backward", [activations, lossPeak, .. lossHeld.Where(x => x.Name != "logits_held")]),
+            new("head_backward", [activations, .. lossHeld, lossGradient, headGradient]),
             new("layer_backward", [activations, working, .. attention, .. lossHeld, headGradient]),
             new("backward_end", [gradients, working, .. attention, .. lossHeld]),
             new("optimizer_step", [gradients, .. UpdateTerms(r, trainable, b, Shard)]),
@@ -128,7 +131,7 @@ public static class MemoryModel
     /// Chunked: a few float32 (chunk, V) buffers (logits, probabilities, their gradient, the model-dtype copy).
     /// DPO also runs the reference forward, whose logits the same scope keeps.
     /// </summary>
-    private static (MemoryTerm Peak, List<MemoryTerm> Held) LossTerms(ModelDims m, MemoryRequest r, long t, long b)
+    private static (MemoryTerm Peak, List<MemoryTerm> Held, MemoryTerm Gradient) LossTerms(ModelDims m, MemoryRequest r, long t, long b)
     {
         long v = m.Vocab, cast = r.Bf16 ? 4 : 0;
         var held = new List<MemoryTerm>();
@@ -137,10 +140,12 @@ public static class MemoryModel
         {
             held.Add(new("logits_held", t * v * (b + cast), $"{t:N0} × {v:N0} logits{(r.Bf16 ? " + float32 cast" : "")}, alive through backward"));
             if (referencePass) held.Add(new("reference_logits", t * v * (b + cast), "the reference pass's logits, same scope"));
-            return (new("loss_head", t * v * (b + cast + 12), $"full logits: {t:N0} × {v:N0} × ({b + cast} B kept + 3 float32 copies: log-softmax, its gradient, the logits' gradient)"), held);
+            return (new("loss_head", t * v * (b + cast + 12), $"full logits: {t:N0} × {v:N0} × ({b + cast} B kept + 3 float32 copies: log-softmax, its gradient, the logits' gradient)"),
+                held, new("logits_gradient", t * v * (4 + (r.Bf16 ? 2 : 0)), "the logits' gradient (float32, and its bf16 cast) meeting the head's gradient"));
         }
         long chunk = Math.Min(LossChunk.Tokens(v, r.LossChunkBudgetBytes), t);
-        return (new("loss_head", 4 * chunk * v * 4, $"chunked: 4 float32 buffers of {chunk:N0} tokens × {v:N0}"), held);
+        var working = new MemoryTerm("loss_head", 4 * chunk * v * 4, $"chunked: 4 float32 buffers of {chunk:N0} tokens × {v:N0}");
+        return (working, held, working);
     }
 
     /// <summary>The optimizer step's temporaries: the gradient sum's flat buffer (world &gt; 1) and the clip-norm's
