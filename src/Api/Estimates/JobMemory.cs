@@ -33,7 +33,7 @@ public static class JobMemory
             if (known.Count == 0)
                 return Refused(spec, null, null, "auto needs a host that reports its slot memory (trainer host --slot-memory 6G) and none does; give a number");
             var choices = known.Select(h => (Host: h, Choice: SequenceParallelAuto.Choose(model, spec, h.SlotMemoryBytes!.Value, h.Slots / dp))).ToList();
-            if (choices.Where(c => c.Choice.Size is not null).MinBy(c => c.Choice.Size) is { Host: not null } best)
+            if (choices.Where(c => c.Choice.Size is not null).OrderBy(c => c.Choice.Size).FirstOrDefault() is { Host: not null } best)
             {
                 int n = best.Choice.Size!.Value;
                 var note = $"sequence_parallel_size auto → {n}: predicted {MemoryEstimate.Format(best.Choice.Estimate.PeakBytes)} per rank, slots of {MemoryEstimate.Format(best.Host.SlotMemoryBytes!.Value)}";
