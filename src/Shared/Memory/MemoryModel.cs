@@ -51,8 +51,8 @@ public static class MemoryModel
             new("framework_step", FrameworkStepBytes, "the first step's fixed runtime allocations (measured)"),
             new("weights", Shard((m.Parameters + (r.IsLora ? trainable : 0)) * b, 3),
                 $"{m.Parameters:N0} parameters{(r.IsLora ? $" + {trainable:N0} LoRA" : "")} × {b} B{Sharded(3)}"),
-            new("optimizer_state", Shard(trainable * (8 + (r.Bf16 ? 4 : 0)), 1),
-                $"AdamW moments (2 × 4 B){(r.Bf16 ? " + float32 master (4 B)" : "")} × {trainable:N0} trainable{Sharded(1)}"),
+            new("optimizer_state", r.OffloadOptimizer ? 0 : Shard(trainable * (8 + (r.Bf16 ? 4 : 0)), 1),
+                $"AdamW moments (2 × 4 B){(r.Bf16 ? " + float32 master (4 B)" : "")} × {trainable:N0} trainable{Sharded(1)}{(r.OffloadOptimizer ? ", offloaded to host memory" : "")}"),
         };
         if (r.HoldsReference) resident.Add(new("reference_model", Shard(m.Parameters * b, 3), $"frozen copy for DPO × {b} B{Sharded(3)}"));
 
@@ -81,7 +81,7 @@ public static class MemoryModel
             new("head_backward", [activations, .. lossHeld, lossGradient, headGradient]),
             new("layer_backward", [activations, working, .. attention, .. lossHeld, headGradient]),
             new("backward_end", [gradients, working, .. attention, .. lossHeld]),
-            new("optimizer_step", [gradients, .. UpdateTerms(r, trainable, b, Shard)]),
+            new("optimizer_step", [gradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, trainable, b, Shard)]),
         };
         return new MemoryEstimate(resident, moments, t);
     }

@@ -25,6 +25,8 @@ public sealed record MemoryRequest
     public int BatchSize { get; init; } = 1;
     /// <summary>Model-state sharding over the world (ZeRO): 1 shards optimizer state, 2 also gradients, 3 also weights. The trainer has 0 today.</summary>
     public int ZeroStage { get; init; }
+    /// <summary>ZeRO-Offload: optimizer state, float32 masters and the optimizer step live in host memory, not on the device. The trainer has none today.</summary>
+    public bool OffloadOptimizer { get; init; }
     public LossHead LossHead { get; init; } = TrainerLossHead.Current;
     public long LossChunkBudgetBytes { get; init; } = LossChunk.DefaultBudgetBytes;
 

@@ -13,11 +13,11 @@ public static class EstimateCommand
 {
     private static readonly string[] Known =
         ["model", "seq_len", "sp", "dp", "mode", "ulysses_degree", "stage", "finetuning_type", "lora_rank", "lora_target", "precompute_ref_logps",
-         "bf16", "gradient_checkpointing", "batch_size", "zero_stage", "loss_head", "slot_memory", "max_sp", "json"];
+         "bf16", "gradient_checkpointing", "batch_size", "zero_stage", "offload", "loss_head", "slot_memory", "max_sp", "json"];
 
     public static int Run(string[] args)
     {
-        var cli = CliArgs.Parse(args, new HashSet<string> { "json", "bf16", "gradient_checkpointing", "precompute_ref_logps" });
+        var cli = CliArgs.Parse(args, new HashSet<string> { "json", "bf16", "gradient_checkpointing", "precompute_ref_logps", "offload" });
         cli.RejectUnknown(Known);
         var model = cli.Require("model", "shape:qwen2.5-7b");
         var dims = ModelDims.Resolve(model, out var error) ?? throw new CliException("--model: " + error);
@@ -33,7 +33,7 @@ public static class EstimateCommand
         int zero = cli.Int("zero_stage", 0);
         if (zero is < 0 or > 3) throw new CliException($"--zero-stage: {zero} is not 0, 1, 2 or 3");
         var lossHead = OneOf(cli, "loss_head", TrainerLossHead.Current.ToString().ToLowerInvariant(), ["full", "chunked"]) == "full" ? LossHead.Full : LossHead.Chunked;
-        MemoryRequest Request(int n) => MemoryRequest.FromSpec(spec, n) with { ZeroStage = zero, LossHead = lossHead };
+        MemoryRequest Request(int n) => MemoryRequest.FromSpec(spec, n) with { ZeroStage = zero, OffloadOptimizer = cli.Has("offload"), LossHead = lossHead };
 
         var sp = cli.Get("sp") ?? "1";
         if (sp == "auto")
