@@ -242,6 +242,10 @@ namespace LongSeqService.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("priority");
 
+                    b.Property<long?>("RankMemoryBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("rank_memory_bytes");
+
                     b.Property<int>("SequenceParallelSize")
                         .HasColumnType("integer")
                         .HasColumnName("sequence_parallel_size");

@@ -11,6 +11,8 @@ const string usage = """
       trainer bench --model M --seq-len T --sp N ...  tokens/s, attention balance and memory per configuration
       trainer bench --find-max-len --rank-memory-limit BYTES --sp 1,2,4 ...
                                                       longest trainable sequence per SP size under a per-rank limit
+      trainer estimate --model M --seq-len T --sp N|auto ...
+                                                      predicted per-rank peak memory, by term (config.json only)
       trainer host --api URL --token KEY ...          run a trainer host for the service
       (train, parity and bench take --launch processes: one process per rank under mpiexec, MPICH)
     """;
@@ -23,6 +25,7 @@ try
         "train" => TrainCommand.Run(args[1..]),
         "parity" => ParityCommand.Run(args[1..]),
         "bench" => BenchCommand.Run(args[1..]),
+        "estimate" => EstimateCommand.Run(args[1..]),
         "host" => LongSeqService.Trainer.Host.HostCommand.RunAsync(args[1..]).GetAwaiter().GetResult(),
         "rank-worker" => RankWorker.Run(args[1]),                     // hidden: one rank of a run launched as processes
         "mpi-check" => MpiCheckCommand.Run(args[1..]),             // hidden: collectives over MPI, for tests and cluster checks

@@ -88,10 +88,10 @@ public class ServiceFactory : WebApplicationFactory<Program>, IAsyncLifetime
         return (Client(key), key);
     }
 
-    public async Task<RegisterHostResponse> RegisterHostAsync(string name, int slots)
+    public async Task<RegisterHostResponse> RegisterHostAsync(string name, int slots, long? slotMemoryBytes = null)
     {
         var response = await Client(HostKey).PostAsJsonAsync("/v1/hosts/register",
-            new RegisterHostRequest(name, Enumerable.Range(0, slots).Select(_ => new SlotSpec("cpu", null)).ToList()), WireJson.Options);
+            new RegisterHostRequest(name, Enumerable.Range(0, slots).Select(_ => new SlotSpec("cpu", slotMemoryBytes)).ToList()), WireJson.Options);
         response.EnsureSuccessStatusCode();
         return (await response.Content.ReadFromJsonAsync<RegisterHostResponse>(WireJson.Options))!;
     }

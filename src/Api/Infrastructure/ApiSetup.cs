@@ -1,3 +1,4 @@
+using LongSeqService.Api.Estimates;
 using Hangfire;
 using Hangfire.PostgreSql;
 using Hangfire.PostgreSql.Factories;
@@ -105,6 +106,7 @@ public static class ApiSetup
         app.MapDatasetApi();
         app.MapJobApi();
         app.MapModelApi();
+        app.MapEstimateApi();
         app.MapHostApi();
         app.MapRunApi();
         app.MapHub<ProgressHub>(ProgressHubNames.Path);

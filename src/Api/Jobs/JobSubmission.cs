@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongSeqService.Api.Auth;
+using LongSeqService.Api.Estimates;
 using LongSeqService.Api.Infrastructure;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Scheduler.Placement;
@@ -49,6 +50,11 @@ public static class JobSubmission
         try { spec = JobSpecParser.FromJson(body, extraAllowed: Extra.Concat(ServiceOwned)); }
         catch (JobSpecException e) { return Problems.Invalid(errors.Concat(e.Errors), "The job spec is not valid"); }
 
+        // The memory model: resolves sequence_parallel_size auto, and refuses what no registered host can hold.
+        var memory = JobMemory.Check(spec, await JobMemory.HostsAsync(db, ct));
+        if (memory?.Error is { } tooBig) errors.Add(tooBig);
+        else if (memory != null) spec = memory.Spec;
+
         if (idempotencyKey != null && await Replay(db, tenant, idempotencyKey, spec, priority, ct) is { } replay) return replay;
 
         ModelShape? shape = null;
@@ -76,13 +82,13 @@ public static class JobSubmission
         {
             Id = Guid.CreateVersion7(), TenantId = tenant, State = JobStates.Queued, Spec = JobSpecParser.ToJson(spec).ToJsonString(),
             Model = spec.ModelNameOrPath!, Stage = spec.Stage.Wire(), DatasetId = string.Join(",", datasetIds), SequenceParallelSize = spec.SequenceParallelSize,
-            DataParallelSize = spec.DataParallelSize, WorldSize = spec.WorldSize, Priority = priority, IdempotencyKey = idempotencyKey,
+            DataParallelSize = spec.DataParallelSize, WorldSize = spec.WorldSize, RankMemoryBytes = memory?.Estimate?.PeakBytes, Priority = priority, IdempotencyKey = idempotencyKey,
             CreatedAt = now, UpdatedAt = now,
         };
         db.Jobs.Add(job);
         db.JobEvents.Add(new JobEvent { JobId = job.Id, At = now, FromState = null, ToState = JobStates.Validating, Reason = "submitted" });
         db.JobEvents.Add(new JobEvent { JobId = job.Id, At = now, FromState = JobStates.Validating, ToState = JobStates.Queued,
-            Reason = $"spec, model, dataset and capacity checked; needs {spec.WorldSize} slot(s) on one host" });
+            Reason = $"spec, model, dataset and capacity checked; needs {spec.WorldSize} slot(s) on one host" + (memory?.Note is { } note ? "; " + note : "") });
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException) when (idempotencyKey != null)
         {

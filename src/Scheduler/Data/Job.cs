@@ -21,6 +21,8 @@ public sealed class Job
     public int SequenceParallelSize { get; set; }
     public int DataParallelSize { get; set; }
     public int WorldSize { get; set; }
+    /// <summary>Each rank's predicted peak bytes (the memory model, at submission); placement puts the job only on slots that hold it.</summary>
+    public long? RankMemoryBytes { get; set; }
     public int Priority { get; set; }
     public string? IdempotencyKey { get; set; }
     public int Attempt { get; set; }

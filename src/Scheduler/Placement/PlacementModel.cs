@@ -1,10 +1,12 @@
 namespace LongSeqService.Scheduler.Placement;
 
-/// <summary>A host as placement sees it: its free slot indexes at the moment of the snapshot.</summary>
-public sealed record HostSnapshot(int HostId, IReadOnlyList<int> FreeSlots, int TotalSlots);
+/// <summary>A host as placement sees it: its free slot indexes at the moment of the snapshot, and the memory
+/// of its smallest slot (null when its slots don't report memory).</summary>
+public sealed record HostSnapshot(int HostId, IReadOnlyList<int> FreeSlots, int TotalSlots, long? SlotMemoryBytes = null);
 
-/// <summary>A queued job: a gang of sequence_parallel_size × data_parallel_size ranks, one slot each.</summary>
-public sealed record PendingJob(Guid JobId, int SequenceParallelSize, int DataParallelSize, int Priority, DateTime CreatedAt)
+/// <summary>A queued job: a gang of sequence_parallel_size × data_parallel_size ranks, one slot each, each rank
+/// predicted to peak at <see cref="RankMemoryBytes"/> (null when unknown).</summary>
+public sealed record PendingJob(Guid JobId, int SequenceParallelSize, int DataParallelSize, int Priority, DateTime CreatedAt, long? RankMemoryBytes = null)
 {
     public int WorldSize => SequenceParallelSize * DataParallelSize;
 }

@@ -28,12 +28,12 @@ public sealed class PlacementPass(ServiceDb db, RunDispatcher dispatcher, IJobNo
     {
         var clock = Stopwatch.StartNew();
         var hosts = await db.Hosts.AsNoTracking().Where(h => h.State == HostStates.Online)
-            .Select(h => new HostSnapshot(h.Id, h.Slots.Where(s => s.JobId == null).Select(s => s.Index).ToList(), h.Slots.Count))
+            .Select(h => new HostSnapshot(h.Id, h.Slots.Where(s => s.JobId == null).Select(s => s.Index).ToList(), h.Slots.Count, h.Slots.Min(s => s.MemoryBytes)))
             .ToListAsync(ct);
         if (hosts.All(h => h.FreeSlots.Count == 0)) return [];
         var queue = await db.Jobs.AsNoTracking().Where(j => j.State == JobStates.Queued)
             .OrderByDescending(j => j.Priority).ThenBy(j => j.CreatedAt).Take(10_000)
-            .Select(j => new PendingJob(j.Id, j.SequenceParallelSize, j.DataParallelSize, j.Priority, j.CreatedAt))
+            .Select(j => new PendingJob(j.Id, j.SequenceParallelSize, j.DataParallelSize, j.Priority, j.CreatedAt, j.RankMemoryBytes))
             .ToListAsync(ct);
         var plan = PlacementSteps.Plan(queue, hosts);
         if (plan.Count == 0) return [];

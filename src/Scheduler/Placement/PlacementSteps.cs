@@ -10,7 +10,11 @@ namespace LongSeqService.Scheduler.Placement;
 public static class PlacementSteps
 {
     public static IEnumerable<HostSnapshot> Filter(PendingJob job, IEnumerable<HostSnapshot> hosts) =>
-        hosts.Where(h => h.FreeSlots.Count >= job.WorldSize);
+        hosts.Where(h => h.FreeSlots.Count >= job.WorldSize && HoldsRank(job, h));
+
+    /// <summary>Each slot holds one rank: its memory must cover the rank's predicted peak (unknown on either side: no constraint).</summary>
+    public static bool HoldsRank(PendingJob job, HostSnapshot host) =>
+        job.RankMemoryBytes is not { } need || host.SlotMemoryBytes is not { } slot || need <= slot;
 
     /// <summary>Best fit: the host left with the fewest free slots, so large holes stay open for large
     /// gangs. Ties go to the smaller host, then the lower id (deterministic).</summary>

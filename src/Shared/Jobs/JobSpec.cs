@@ -58,7 +58,7 @@ public sealed record JobSpec
     [JsonPropertyName("neat_packing"), SpecKey("data", "Packed examples never attend to each other and their positions restart; false for pt is LLaMA-Factory's concatenate-and-cut.", DefaultText = "true for sft, false for pt", LlamaFactoryDefault = "false")]
     public bool? NeatPacking { get; init; }
     // parallel
-    [JsonPropertyName("sequence_parallel_size"), SpecKey("parallel", "Ranks that split every sequence (ring attention / Ulysses).", Min = 1, Max = 1024)]
+    [JsonPropertyName("sequence_parallel_size"), SpecKey("parallel", "Ranks that split every sequence (ring attention / Ulysses); auto: the smallest that fits a slot's memory (chosen at submission).", Min = 1, Max = 1024)]
     public int SequenceParallelSize { get; init; } = 1;
     [JsonPropertyName("sequence_parallel_mode"), SpecKey("parallel", "How attention is split across the sequence-parallel group.")]
     public SequenceParallelMode SequenceParallelMode { get; init; } = SequenceParallelMode.ZigzagRing;

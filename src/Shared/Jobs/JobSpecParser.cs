@@ -130,6 +130,8 @@ public static class JobSpecParser
         var kind = node?.GetValueKind();
         string text = (raw.Text ?? (kind == JsonValueKind.String ? node!.GetValue<string>() : node!.ToJsonString())).Trim();
         if (k.Name == "resume_from_checkpoint" && TryBool(text, out var resume)) return resume ? "latest" : null;
+        // auto: the smallest size whose per-rank memory fits a slot, chosen by the service at submission (Memory.SequenceParallelAuto).
+        if (k.Name == "sequence_parallel_size" && text.Equals("auto", StringComparison.OrdinalIgnoreCase)) return Memory.SequenceParallelAuto.Auto;
         switch (k.Type)
         {
             case SpecType.String:

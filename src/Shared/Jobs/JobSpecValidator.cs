@@ -20,6 +20,8 @@ public static class JobSpecValidator
         Need(!string.IsNullOrWhiteSpace(s.ModelNameOrPath), "model_name_or_path", "required: a local Hugging Face directory or builtin:tiny-llama / builtin:tiny-qwen2");
         Need(!string.IsNullOrWhiteSpace(s.Dataset), "dataset", "required: a dataset id or a .json/.jsonl file");
         if (requireOutputDir) Need(!string.IsNullOrWhiteSpace(s.OutputDir), "output_dir", "required: the directory for the model, logs and checkpoints");
+        Need(s.SequenceParallelSize != Memory.SequenceParallelAuto.Auto, "sequence_parallel_size",
+            "auto is chosen by the service at submission (from the hosts' slot memory); here give a number (trainer estimate --sp auto --slot-memory 6G picks one)");
         Need(s.Device != ComputeDevice.Cuda, "device", "this build uses TorchSharp's CPU libraries; use cpu");
         if (s.LoraTarget != "all")
             foreach (var t in s.LoraTarget.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
@@ -62,6 +64,7 @@ public static class JobSpecValidator
             string? problem = v switch
             {
                 null => null,
+                int i when k.Name == "sequence_parallel_size" && i == Memory.SequenceParallelAuto.Auto => null, // auto: checked below
                 int i => JobSpecParser.InRange(k, i),
                 double d => !double.IsFinite(d) ? $"must be a finite number ({k.Range})" : JobSpecParser.InRange(k, d),
                 string t when t.Length > k.MaxLength => $"longer than {k.MaxLength} characters ({t.Length:N0})",

@@ -112,13 +112,13 @@ public static class MaxLengthSearch
     }
 
     /// <summary>Bytes with an optional binary suffix: 1536M, 2G, 2.5G, 800000000.</summary>
-    public static long ParseBytes(string s)
+    public static long ParseBytes(string s, string option = "rank-memory-limit")
     {
         var t = s.Trim().ToUpperInvariant().TrimEnd('B').TrimEnd('I');
         long unit = t.EndsWith('K') ? 1L << 10 : t.EndsWith('M') ? 1L << 20 : t.EndsWith('G') ? 1L << 30 : 1;
         if (unit > 1) t = t[..^1];
         return double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0
             ? (long)(v * unit)
-            : throw new CliException($"--rank-memory-limit: expected bytes like 2G or 1536M, got '{s}'");
+            : throw new CliException($"--{option}: expected bytes like 2G or 1536M, got '{s}'");
     }
 }

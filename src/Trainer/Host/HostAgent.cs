@@ -63,7 +63,7 @@ public sealed class HostAgent : IAsyncDisposable
 
     private async Task RegisterAsync(CancellationToken ct)
     {
-        var slots = Enumerable.Range(0, _options.Slots).Select(_ => new SlotSpec(_options.Device, null)).ToList();
+        var slots = Enumerable.Range(0, _options.Slots).Select(_ => new SlotSpec(_options.Device, _options.SlotMemoryBytes)).ToList();
         for (int attempt = 0; ; attempt++)
         {
             try

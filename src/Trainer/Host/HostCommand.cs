@@ -9,10 +9,12 @@ namespace LongSeqService.Trainer.Host;
 public static class HostCommand
 {
     public const string Usage = """
-        usage: trainer host --api URL --token HOSTKEY [--slots N] [--name NAME] [--db CONNECTION] [--trainer-command "CMD ARGS"]
+        usage: trainer host --api URL --token HOSTKEY [--slots N] [--slot-memory BYTES] [--name NAME] [--db CONNECTION] [--trainer-command "CMD ARGS"]
           --api              the LongSeqService API, e.g. http://127.0.0.1:5080      (LONGSEQ_API_URL)
           --token            a host key (POST /v1/keys {"tenant":…, "role":"host"})   (LONGSEQ_HOST_KEY)
           --slots            CPU slots this host offers (default 4)                    (LONGSEQ_TRAINER_SLOTS)
+          --slot-memory      memory budget of each CPU slot, e.g. 6G (placement and
+                             sequence_parallel_size: auto use it; default: unknown)  (LONGSEQ_SLOT_MEMORY)
           --name             host name (default: the machine name); the same name is the same host
           --db               Hangfire's PostgreSQL connection (default: given by the API) (LONGSEQ_DB)
           --trainer-command  how to launch the trainer CLI (default: this executable)  (LONGSEQ_TRAINER_COMMAND)
@@ -53,9 +55,15 @@ public static class HostCommand
         if (!int.TryParse(slotsText, out var slots) || slots < 1) throw new ArgumentException($"--slots must be a positive whole number, got '{slotsText}'");
         if (!Uri.TryCreate(api, UriKind.Absolute, out var apiUri)) throw new ArgumentException($"--api must be an absolute URL, got '{api}'");
         var command = Get("trainer-command", "LONGSEQ_TRAINER_COMMAND");
+        long? slotMemory = null;
+        if (Get("slot-memory", "LONGSEQ_SLOT_MEMORY") is { } memoryText)
+        {
+            try { slotMemory = Cli.MaxLengthSearch.ParseBytes(memoryText, "slot-memory"); }
+            catch (Cli.CliException e) { throw new ArgumentException(e.Message); }
+        }
         var options = new HostOptions
         {
-            Api = apiUri, Token = token, Slots = slots, Database = Get("db", "LONGSEQ_DB"),
+            Api = apiUri, Token = token, Slots = slots, SlotMemoryBytes = slotMemory, Database = Get("db", "LONGSEQ_DB"),
             Name = Get("name", "LONGSEQ_HOST_NAME") ?? Environment.MachineName,
             TrainerCommand = command != null ? command.Split(' ', StringSplitOptions.RemoveEmptyEntries) : HostOptions.SelfCommand(),
         };

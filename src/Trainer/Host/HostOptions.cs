@@ -6,6 +6,8 @@ public sealed record HostOptions
     public required Uri Api { get; init; }
     public required string Token { get; init; }
     public int Slots { get; init; } = 4;
+    /// <summary>Each slot's memory budget, reported at registration (the memory model's budget for placement); null: unknown.</summary>
+    public long? SlotMemoryBytes { get; init; }
     public string Device { get; init; } = "cpu";
     public string Name { get; init; } = Environment.MachineName;
     /// <summary>The Hangfire database; when null, the one the API hands out at registration.</summary>

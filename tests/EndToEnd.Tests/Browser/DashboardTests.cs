@@ -81,6 +81,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         var rows = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(SystemUnderTest.Root, "data", "identity.json")))!.AsArray().Count;
         await Expect(_page.Locator("#dataset-result .ok-box")).ToContainTextAsync($"alpaca, {rows} rows");
         await _page.FillAsync("#f-sequence_parallel_size", "2");
+        await Expect(_page.Locator("#estimate-peak")).ToContainTextAsync("Predicted per rank");      // the memory model, as the spec is edited
         await _page.FillAsync("#f-max_steps", steps.ToString());
         await _page.FillAsync("#f-logging_steps", "1");
         await _page.FillAsync("#f-save_steps", "10");

@@ -1,8 +1,10 @@
 // New job: upload a dataset (the API checks the whole file; its problems come back with line numbers),
 // then either fill the common keys or paste a YAML/JSON spec (YAML is parsed here with js-yaml, since
 // the API takes JSON), submit, and land on the job's page. 422 field errors show next to their field.
+// As the common keys change, POST /v1/estimates shows each rank's predicted memory and the N that
+// sequence_parallel_size: auto would pick on the registered hosts.
 
-import { datasets, jobs, models, ApiError } from '../api.js';
+import { datasets, jobs, models, postJson, ApiError } from '../api.js';
 import { h, bytes, integer } from '../format.js';
 
 const yaml = () => import('../../lib/js-yaml.mjs');
@@ -74,12 +76,15 @@ export function render(root) {
       if (kind === 'select' && p.enum) inputs[key].replaceChildren(...p.enum.map(o => h('option', { value: o, selected: o === value }, o)));
     }
   }).catch(() => {});
+  const estimate = h('div.estimate.small', { id: 'memory-estimate', 'aria-live': 'polite' });
+  let estimateTimer = null;
+  grid.addEventListener('input', () => { clearTimeout(estimateTimer); estimateTimer = setTimeout(showEstimate, 300); });
   const modelList = h('datalist', { id: 'model-list' }, h('option', { value: 'builtin:tiny-llama' }), h('option', { value: 'builtin:tiny-qwen2' }));
   const text = h('textarea', { id: 'spec-text', rows: 16, spellcheck: 'false',
     placeholder: 'model_name_or_path: builtin:tiny-qwen2\nstage: sft\nsequence_parallel_size: 2\ncutoff_len: 2048\nmax_steps: 60\nlearning_rate: 1e-3\n# dataset: filled in from the dataset above when left out' });
   const formTab = h('button.tab.active', { type: 'button', id: 'tab-form', onclick: () => setMode('form') }, 'Common keys');
   const textTab = h('button.tab', { type: 'button', id: 'tab-text', onclick: () => setMode('text') }, 'Paste YAML / JSON');
-  const formPane = h('div', grid, modelList, h('p.small', h('button.link', { id: 'form-to-yaml', type: 'button', onclick: formToText }, 'Edit as YAML'), h('span.muted', ' — every other key of the job spec can be added there.')));
+  const formPane = h('div', grid, estimate, modelList, h('p.small', h('button.link', { id: 'form-to-yaml', type: 'button', onclick: formToText }, 'Edit as YAML'), h('span.muted', ' — every other key of the job spec can be added there.')));
   const textPane = h('div', { hidden: true }, text, h('p.muted.small', 'LLaMA-Factory keys; `dataset` is a dataset id. Unknown keys are refused with a suggestion.'));
   const submitErrors = h('div.error', { id: 'submit-errors', role: 'alert', hidden: true });
   const submit = h('button.primary', { id: 'submit-job', type: 'submit' }, 'Submit job');
@@ -107,6 +112,26 @@ export function render(root) {
     const { dump } = await yaml();
     text.value = dump(formSpec());
     setMode('text');
+  }
+
+  /** Each rank's predicted peak and auto's N for the form's keys (the memory model; no dataset needed). */
+  async function showEstimate() {
+    const spec = formSpec();
+    delete spec.dataset;
+    try {
+      const e = await postJson('/v1/estimates', spec);
+      const auto = e.auto_sequence_parallel_size != null
+        ? `sequence_parallel_size auto → ${e.auto_sequence_parallel_size}` : 'auto: no registered host reports slot memory that fits';
+      estimate.replaceChildren(
+        h('strong', { id: 'estimate-peak', dataset: { peakBytes: String(e.peak_bytes) } }, `Predicted per rank: ${bytes(e.peak_bytes)}`),
+        ` at sequence_parallel_size ${e.sequence_parallel_size} (peak at ${e.peak_moment.replaceAll('_', ' ')}`,
+        e.slot_memory_bytes != null ? `; slots hold ${bytes(e.slot_memory_bytes)})` : ')',
+        h('div', { id: 'estimate-auto' }, auto),
+        e.fits ? null : h('div.field-error', e.message));
+    } catch (err) {
+      estimate.replaceChildren(h('span.muted', err instanceof ApiError && err.status === 422
+        ? `No estimate: ${Object.entries(err.fieldErrors).map(([k, m]) => `${k}: ${m[0]}`).join('; ')}` : 'No estimate right now.'));
+    }
   }
 
   function showDataset(d) {
@@ -212,5 +237,6 @@ export function render(root) {
   }
 
   datasets.list().then(page => page.data.forEach(d => addDataset(d, false))).catch(() => {});
+  showEstimate();
   models.list().then(list => modelList.replaceChildren(...list.map(m => h('option', { value: m.id }, `${m.model_type}, ${m.num_attention_heads} heads`)))).catch(() => {});
 }

@@ -1,0 +1,168 @@
+using LongSeqService.Shared.Jobs;
+
+namespace LongSeqService.Shared.Memory;
+
+/// <summary>
+/// Each rank's peak bytes from a model's config.json alone, counted the way the trainer allocates:
+/// what autograd saves per token (<see cref="LayerBytesPerToken"/>), what the loss head holds, what the
+/// ring and all-to-all move, and the optimizer step's temporaries. The peak is what is always resident
+/// (framework, weights, optimizer state, reference model) plus the largest of five moments of a step:
+/// the loss backward, the LM head backward, the first layer backward, the end of backward, the optimizer step.
+/// Per rank means one process per rank (launch: processes, or one device each).
+/// </summary>
+public static class MemoryModel
+{
+    /// <summary>
+    /// A rank process's own memory before any model: the .NET runtime, libtorch and its thread pools, the
+    /// compiled attention kernel, MPI. Measured on this machine's CPU build (docs/benchmarks.md, "memory
+    /// model"): a rank's baseline minus its weights and optimizer state (170.7 MiB tiny-llama, 170.9 MiB tiny-qwen2).
+    /// </summary>
+    public const long FrameworkFloorBytes = 170L << 20;
+
+    /// <summary>
+    /// What the first training step adds whatever its size (autograd's engine threads, their malloc arenas,
+    /// collective buffers): the intercept of the measured peak-above-baseline against tokens per rank, whose
+    /// slope the per-token terms below predict (docs/benchmarks.md: 31 ± 4 MiB over 8 configurations).
+    /// </summary>
+    public const long FrameworkStepBytes = 32L << 20;
+
+    /// <summary>What the clip-norm holds per trainable parameter today: each gradient cast to float64 and its
+    /// square (8 + 8 bytes), all alive until the norm is summed (one dispose scope for the whole loop).</summary>
+    public const long ClipNormBytesPerParameter = 16;
+
+    public static MemoryEstimate Estimate(ModelDims m, MemoryRequest r)
+    {
+        if (r.SeqLen < 1 || r.SequenceParallelSize < 1 || r.DataParallelSize < 1 || r.BatchSize < 1)
+            throw new ArgumentException("seq_len, the parallel sizes and the batch size must be at least 1", nameof(r));
+        if (r.ZeroStage is < 0 or > 3) throw new ArgumentException($"zero_stage must be 0, 1, 2 or 3 (got {r.ZeroStage})", nameof(r));
+        int n = r.SequenceParallelSize, w = r.WorldSize;
+        long b = r.Bf16 ? 2 : 4;
+        // The collator pads every row to a multiple of 2N (the zigzag chunks); DPO rows are chosen + rejected.
+        long rows = (long)r.BatchSize * (r.IsDpo ? 2 : 1);
+        long padded = (r.SeqLen + 2L * n - 1) / (2L * n) * (2L * n);
+        long t = rows * padded / n;
+        long trainable = r.IsLora ? m.LoraParameters(r.LoraRank, LoraTargets(r.LoraTarget)) : m.Parameters;
+        long Shard(long bytes, int stage) => r.ZeroStage >= stage ? (bytes + w - 1) / w : bytes;
+        string Sharded(int stage) => r.ZeroStage >= stage ? $", ÷ {w} ranks (ZeRO-{r.ZeroStage})" : "";
+
+        var resident = new List<MemoryTerm>
+        {
+            new("framework", FrameworkFloorBytes, "runtime, libtorch, kernels (measured)"),
+            new("framework_step", FrameworkStepBytes, "the first step's fixed runtime allocations (measured)"),
+            new("weights", Shard((m.Parameters + (r.IsLora ? trainable : 0)) * b, 3),
+                $"{m.Parameters:N0} parameters{(r.IsLora ? $" + {trainable:N0} LoRA" : "")} × {b} B{Sharded(3)}"),
+            new("optimizer_state", r.OffloadOptimizer ? 0 : Shard(trainable * (8 + (r.Bf16 ? 4 : 0)), 1),
+                $"AdamW moments (2 × 4 B){(r.Bf16 ? " + float32 master (4 B)" : "")} × {trainable:N0} trainable{Sharded(1)}{(r.OffloadOptimizer ? ", offloaded to host memory" : "")}"),
+        };
+        if (r.HoldsReference) resident.Add(new("reference_model", Shard(m.Parameters * b, 3), $"frozen copy for DPO × {b} B{Sharded(3)}"));
+
+        var gradients = new MemoryTerm("gradients", Shard(trainable * b, 2), $"{trainable:N0} trainable × {b} B{Sharded(2)}");
+        var headGradient = new MemoryTerm("head_gradient", r.IsLora ? 0 : (long)m.Vocab * m.Hidden * b, "the LM head's gradient, first to appear");
+        long layer = LayerBytesPerToken(m, r);
+        var activations = r.GradientCheckpointing
+            ? new MemoryTerm("activations", t * (m.Layers * m.Hidden * b + StackBytesPerToken(m, b)),
+                $"{t:N0} tokens × ({m.Layers} layer inputs × {m.Hidden * b} B + final norm, RoPE tables) (checkpointed)")
+            : new MemoryTerm("activations", t * (m.Layers * layer + StackBytesPerToken(m, b)),
+                $"{t:N0} tokens × ({m.Layers} layers × {layer:N0} B + final norm, RoPE tables)");
+        // One layer at work: its transients (held by the layer's dispose scope) — and under checkpointing its
+        // recomputed activations too — plus what the attention moves.
+        var working = new MemoryTerm("layer_working_set", t * layer * (r.GradientCheckpointing ? 2 : 1),
+            $"one layer's {(r.GradientCheckpointing ? "recomputed activations and " : "")}transients");
+        var attention = AttentionTerms(m, r, t, b);
+        // ZeRO-3 gathers one layer's weights (and its gradient before the reduce-scatter) while that layer runs.
+        if (r.ZeroStage >= 3) attention.Add(new("zero3_gather", 2 * m.LayerParameters * b, "one layer's gathered weights and gradient"));
+        var (lossPeak, lossHeld, lossGradient) = LossTerms(m, r, t, b);
+
+        var moments = new List<MemoryMoment>
+        {
+            // The loss's own peak (every copy of the logits at once) comes before the head's gradient exists;
+            // when the log-softmax is freed, the logits' gradient and the head's gradient are alive together.
+            new("loss_backward", [activations, lossPeak, .. lossHeld.Where(x => x.Name != "logits_held")]),
+            new("head_backward", [activations, .. lossHeld, lossGradient, headGradient]),
+            new("layer_backward", [activations, working, .. attention, .. lossHeld, headGradient]),
+            new("backward_end", [gradients, working, .. attention, .. lossHeld]),
+            new("optimizer_step", [gradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, trainable, b, Shard)]),
+        };
+        return new MemoryEstimate(resident, moments, t);
+    }
+
+    /// <summary>
+    /// What autograd keeps per token for one decoder layer, without checkpointing. Per RMSNorm: the float32
+    /// input it squares (the input itself in float32), the normalised value and the weighted output. Attention:
+    /// rotated q and k, v, the output, its (B, T, Hq·D) copy for o_proj, the float32 log-sum-exp. MLP: gate,
+    /// silu(gate), up, and their product.
+    /// </summary>
+    public static long LayerBytesPerToken(ModelDims m, MemoryRequest r)
+    {
+        long b = r.Bf16 ? 2 : 4;
+        long q = (long)m.Heads * m.HeadDim, kv = (long)KvHeadsHeld(m, r) * m.HeadDim;
+        long norm = 4L * m.Hidden + 2 * b * m.Hidden;
+        long attention = b * (3 * q + 2 * kv) + 4L * m.Heads;
+        long mlp = 4 * b * m.Intermediate;
+        return 2 * norm + attention + mlp;
+    }
+
+    /// <summary>Per token outside the layers: the final norm (its output feeds the head) and the RoPE cos/sin tables.</summary>
+    private static long StackBytesPerToken(ModelDims m, long b) => 4L * m.Hidden + 2 * b * m.Hidden + 2L * m.HeadDim * b;
+
+    /// <summary>Ulysses repeats K/V heads up to lcm(Hkv, u) so that they divide among the group; the rings hold Hkv.</summary>
+    private static int KvHeadsHeld(ModelDims m, MemoryRequest r)
+    {
+        int u = r.UlyssesGroup(m.Heads);
+        return u <= 1 ? m.KvHeads : m.KvHeads / Gcd(m.KvHeads, u) * u;
+    }
+
+    /// <summary>The attention's transients in one layer: grouped-query K/V repeated for the kernel, the ring's K/V
+    /// in flight (forward: current + incoming; backward: those and the travelling float32 dK/dV, the dQ accumulator),
+    /// the Ulysses all-to-all's send and receive copies.</summary>
+    private static List<MemoryTerm> AttentionTerms(ModelDims m, MemoryRequest r, long t, long b)
+    {
+        long q = (long)m.Heads * m.HeadDim, kv = (long)KvHeadsHeld(m, r) * m.HeadDim;
+        int u = r.UlyssesGroup(m.Heads), ring = r.SequenceParallelSize / u;
+        var terms = new List<MemoryTerm> { new("attention_kernel", t * (m.Heads > m.KvHeads ? 2 * q * b : 0) + t * 4 * q, "K/V repeated to the query heads, float32 output/dQ accumulators") };
+        if (ring > 1) terms.Add(new("ring_buffers", t * (4 * kv * b + 4 * kv * 4), $"ring of {ring}: 2 K/V shards in flight + 2 float32 dK/dV shards"));
+        if (u > 1) terms.Add(new("all_to_all_buffers", t * 2 * b * (q + 2 * kv), $"Ulysses group of {u}: send and receive copies of q, k, v"));
+        return terms;
+    }
+
+    /// <summary>
+    /// The LM head and loss. Full: the whole (T, V) logits (model dtype) — kept by the micro-batch's scope through
+    /// the whole backward — their float32 cast (bf16), the log-softmax, its gradient and the logits' gradient.
+    /// Chunked: a few float32 (chunk, V) buffers (logits, probabilities, their gradient, the model-dtype copy).
+    /// DPO also runs the reference forward, whose logits the same scope keeps.
+    /// </summary>
+    private static (MemoryTerm Peak, List<MemoryTerm> Held, MemoryTerm Gradient) LossTerms(ModelDims m, MemoryRequest r, long t, long b)
+    {
+        long v = m.Vocab, cast = r.Bf16 ? 4 : 0;
+        var held = new List<MemoryTerm>();
+        bool referencePass = r.IsDpo && !r.PrecomputeRefLogps;
+        if (r.LossHead == LossHead.Full)
+        {
+            held.Add(new("logits_held", t * v * (b + cast), $"{t:N0} × {v:N0} logits{(r.Bf16 ? " + float32 cast" : "")}, alive through backward"));
+            if (referencePass) held.Add(new("reference_logits", t * v * (b + cast), "the reference pass's logits, same scope"));
+            return (new("loss_head", t * v * (b + cast + 12), $"full logits: {t:N0} × {v:N0} × ({b + cast} B kept + 3 float32 copies: log-softmax, its gradient, the logits' gradient)"),
+                held, new("logits_gradient", t * v * (4 + (r.Bf16 ? 2 : 0)), "the logits' gradient (float32, and its bf16 cast) meeting the head's gradient"));
+        }
+        long chunk = Math.Min(LossChunk.Tokens(v, r.LossChunkBudgetBytes), t);
+        var working = new MemoryTerm("loss_head", 4 * chunk * v * 4, $"chunked: 4 float32 buffers of {chunk:N0} tokens × {v:N0}");
+        return (working, held, working);
+    }
+
+    /// <summary>The optimizer step's temporaries: the gradient sum's flat buffer (world &gt; 1) and the clip-norm's
+    /// float64 copies, then AdamW's float32 denominator (and the float32 gradient for bf16) — the larger of the two.</summary>
+    private static IEnumerable<MemoryTerm> UpdateTerms(MemoryRequest r, long trainable, long b, Func<long, int, long> shard)
+    {
+        long sum = r.WorldSize > 1 ? shard(trainable * b, 2) : 0;
+        long clip = shard(trainable * ClipNormBytesPerParameter, 2);
+        long adam = shard(trainable * (r.Bf16 ? 8 : 4), 1);
+        yield return sum + clip >= adam
+            ? new MemoryTerm("step_temporaries", sum + clip, $"{(sum > 0 ? "flat all-reduce buffer + " : "")}clip-norm float64 copies ({ClipNormBytesPerParameter} B per trainable)")
+            : new MemoryTerm("step_temporaries", adam, "AdamW float32 denominator" + (r.Bf16 ? " and float32 gradient" : ""));
+    }
+
+    private static IReadOnlyCollection<string> LoraTargets(string target) => target == "all"
+        ? JobSpecValidator.LoraTargets
+        : target.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+
+    private static int Gcd(int a, int b) => b == 0 ? a : Gcd(b, a % b);
+}
