@@ -2,6 +2,7 @@ using LongSeqService.Shared.Data;
 using System.Security.Claims;
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
+using LongSeqService.Api.Models;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Shared.Datasets;
 using LongSeqService.Shared.Jobs;
@@ -85,19 +86,20 @@ public static class DatasetEndpoints
     /// <summary>A dataset; with <c>?model=</c>, also its token lengths under that model's tokenizer and
     /// template, and how many examples a <c>cutoff_len</c> (default 2048) would truncate.</summary>
     private static async Task<Results<Ok<DatasetDto>, NotFound, ProblemHttpResult>> Get(string id, string? model, int? cutoff_len, string? template,
-        ClaimsPrincipal user, ServiceDb db, IOptions<LongSeqOptions> options, CancellationToken ct)
+        ClaimsPrincipal user, ServiceDb db, ModelRegistry models, IOptions<LongSeqOptions> options, CancellationToken ct)
     {
         var tenant = user.TenantId();
         var dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.TenantId == tenant, ct);
         if (dataset == null) return TypedResults.NotFound();
         if (model == null) return TypedResults.Ok(dataset.ToDto());
 
-        var shape = ModelShape.TryResolve(model, out var error);
-        if (shape == null) return Problems.Invalid("model", error!);
+        var (resolved, error) = await models.ResolveAsync(model, tenant, ct);
+        if (resolved == null) return Problems.Invalid("model", error!);
         if (template != null && !JobSpecKeys.Templates.Contains(template))
             return Problems.Invalid("template", $"'{template}' is not one of {string.Join(", ", JobSpecKeys.Templates)}");
         if (cutoff_len is < 1) return Problems.Invalid("cutoff_len", "must be at least 1");
-        var stats = await Task.Run(() => TokenLengths.Compute(options.Value.DataPath(dataset.StoragePath), dataset.Format, model, shape, cutoff_len ?? 2048, template), ct);
+        var stats = await Task.Run(() => TokenLengths.Compute(options.Value.DataPath(dataset.StoragePath), dataset.Format, resolved.Path, resolved.Shape, cutoff_len ?? 2048, template), ct);
+        stats = stats with { Model = model };
         return TypedResults.Ok(dataset.ToDto() with { TokenStats = stats });
     }
 }

@@ -48,7 +48,7 @@ public static class RunEndpoints
         }
         var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == jobId);
         var dataset = await db.Datasets.AsNoTracking().FirstAsync(d => d.Id == job.DatasetId);
-        return TypedResults.Ok(new StartRunResponse(jobId, job.Attempt, job.ParsedSpec(), store.FullPath(dataset.StoragePath),
+        return TypedResults.Ok(new StartRunResponse(jobId, job.Attempt, job.RunSpec(), store.FullPath(dataset.StoragePath),
             JobPaths.RunDir(o.Value, jobId), JobPaths.OutputDir(o.Value, jobId)));
     }
 

@@ -77,6 +77,7 @@ public static class ApiSetup
         services.AddOpenApi(o => o.AddDocumentTransformer<OpenApiDocumentSetup>());
         services.AddSingleton<DatasetStore>();
         services.AddScoped<MetricIngest>();
+        services.AddScoped<ModelRegistry>();
     }
 
     public static void ConfigureDb(DbContextOptionsBuilder o, string conn) =>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
+using LongSeqService.Api.Models;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Scheduler.Placement;
 using LongSeqService.Shared.Jobs;
@@ -24,7 +25,7 @@ public static class JobSubmission
     private static readonly string[] ServiceOwned = ["output_dir", "resume_from_checkpoint", "overwrite_output_dir"];
 
     public static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>> Submit(
-        JsonObject body, ClaimsPrincipal user, ServiceDb db, PlacementTrigger placement, CancellationToken ct)
+        JsonObject body, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, CancellationToken ct)
     {
         var tenant = user.TenantId();
         var errors = new List<SpecError>();
@@ -49,13 +50,14 @@ public static class JobSubmission
 
         if (idempotencyKey != null && await Replay(db, tenant, idempotencyKey, spec, priority, ct) is { } replay) return replay;
 
-        ModelShape? shape = null;
+        // A name from the registry, never a server path; the job keeps the name, the host gets the path.
+        ResolvedModel? model = null;
         if (!string.IsNullOrWhiteSpace(spec.ModelNameOrPath))
         {
-            shape = ModelShape.TryResolve(spec.ModelNameOrPath, out var modelError);
+            (model, var modelError) = await models.ResolveAsync(spec.ModelNameOrPath, tenant, ct);
             if (modelError != null) errors.Add(new("model_name_or_path", modelError));
         }
-        errors.AddRange(JobSpecValidator.Validate(spec, shape));
+        errors.AddRange(JobSpecValidator.Validate(spec, model?.Shape));
         Dataset? dataset = null;
         if (!string.IsNullOrWhiteSpace(spec.Dataset))
         {
@@ -82,7 +84,7 @@ public static class JobSubmission
         var job = new Job
         {
             Id = Guid.CreateVersion7(), TenantId = tenant, State = JobStates.Queued, Spec = JobSpecParser.ToJson(spec).ToJsonString(),
-            Model = spec.ModelNameOrPath!, Stage = spec.Stage, DatasetId = dataset!.Id, SequenceParallelSize = spec.SequenceParallelSize,
+            Model = spec.ModelNameOrPath!, ModelPath = model!.Path, Stage = spec.Stage, DatasetId = dataset!.Id, SequenceParallelSize = spec.SequenceParallelSize,
             DataParallelSize = spec.DataParallelSize, WorldSize = spec.WorldSize, Priority = priority, IdempotencyKey = idempotencyKey,
             CreatedAt = now, UpdatedAt = now,
         };

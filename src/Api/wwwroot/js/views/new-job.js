@@ -9,7 +9,7 @@ const yaml = () => import('../../lib/js-yaml.mjs');
 
 /** The form's keys: [key, label, kind, default, hint, options]. Defaults suit the built-in tiny models. */
 const FIELDS = [
-  ['model_name_or_path', 'Model', 'model', 'builtin:tiny-llama', 'builtin model, or a Hugging Face directory on the trainer hosts'],
+  ['model_name_or_path', 'Model', 'model', 'builtin:tiny-llama', 'a name from the list: builtin:…, shape:…, a registered model, or job:<id> of your succeeded jobs'],
   ['stage', 'Stage', 'select', 'sft', 'dpo needs preference data (chosen/rejected)', ['sft', 'dpo']],
   ['finetuning_type', 'Fine-tuning', 'select', 'full', 'lora trains adapters only', ['full', 'lora']],
   ['sequence_parallel_size', 'sequence_parallel_size', 'int', 1, 'ranks that split every sequence'],
@@ -187,5 +187,5 @@ export function render(root) {
   }
 
   datasets.list().then(page => page.data.forEach(d => addDataset(d, false))).catch(() => {});
-  models.list().then(list => modelList.replaceChildren(...list.map(m => h('option', { value: m.id }, `${m.model_type}, ${m.num_attention_heads} heads`)))).catch(() => {});
+  models.list().then(list => modelList.replaceChildren(...list.map(m => h('option', { value: m.id }, `${m.kind}: ${m.model_type}, ${m.num_attention_heads} heads`)))).catch(() => {});
 }
