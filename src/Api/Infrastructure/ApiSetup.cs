@@ -78,6 +78,7 @@ public static class ApiSetup
         services.AddSingleton<DatasetStore>();
         services.AddScoped<MetricIngest>();
         services.AddScoped<ModelRegistry>();
+        services.AddSingleton<HubConnectionsByKey>();
     }
 
     public static void ConfigureDb(DbContextOptionsBuilder o, string conn) =>
