@@ -2,6 +2,7 @@ using LongSeqService.Shared.Data;
 using System.Security.Claims;
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
+using LongSeqService.Api.Jobs;
 using LongSeqService.Api.Models;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Shared.Datasets;
@@ -51,7 +52,7 @@ public static class DatasetEndpoints
         DatasetUpload upload;
         try { upload = await DatasetUpload.ReadAsync(request, store.TempDir, limit, ct); }
         catch (DatasetUpload.TooLarge e) { return Problems.Status(StatusCodes.Status413PayloadTooLarge, "Dataset too large", e.Message); }
-        catch (DatasetUpload.Malformed e) { return Problems.Status(StatusCodes.Status400BadRequest, "Malformed upload", e.Message); }
+        catch (DatasetUpload.Malformed e) { return Problems.Status(StatusCodes.Status400BadRequest, "Malformed upload", JobPaths.Scrub(options.Value, e.Message)); }
         using var _ = upload;
         if (upload.TempFile == null) return Problems.Status(StatusCodes.Status400BadRequest, "Malformed upload", "no 'file' part in the form");
 
