@@ -53,10 +53,13 @@ public static class DatasetEndpoints
         try { upload = await DatasetUpload.ReadAsync(request, store.TempDir, limit, ct); }
         catch (DatasetUpload.TooLarge e) { return Problems.Status(StatusCodes.Status413PayloadTooLarge, "Dataset too large", e.Message); }
         catch (DatasetUpload.Malformed e) { return Problems.Status(StatusCodes.Status400BadRequest, "Malformed upload", JobPaths.Scrub(options.Value, e.Message)); }
+        catch (DatasetUpload.Invalid e) { return Problems.Invalid(e.Field, e.Message); }
         using var _ = upload;
         if (upload.TempFile == null) return Problems.Status(StatusCodes.Status400BadRequest, "Malformed upload", "no 'file' part in the form");
 
-        var report = await Task.Run(() => DatasetInspector.Inspect(upload.TempFile, upload.Formatting), ct);
+        var report = upload.Utf8Error is { } at
+            ? new DatasetReport(null, false, 0, [new DatasetLineError(at.Line, null, $"not valid UTF-8 (at byte {at.Byte} of the line); save the file as UTF-8")], 1, null)
+            : await Task.Run(() => DatasetInspector.Inspect(upload.TempFile, upload.Formatting), ct);
         if (!report.IsValid)
             return Problems.Invalid(report.Errors.Select(e => new SpecError("file", e.ToString())), $"{upload.FileName} is not a valid dataset",
                 new Dictionary<string, object?> { ["lines"] = report.Errors, ["error_count"] = report.ErrorCount, ["rows"] = report.Rows, ["format"] = report.Format });
@@ -70,16 +73,21 @@ public static class DatasetEndpoints
         {
             Id = "ds-" + Guid.NewGuid().ToString("N")[..16], TenantId = tenant, Name = upload.FileName!, Format = report.Format!,
             IsPreference = report.IsPreference, Rows = report.Rows, SizeBytes = upload.Size, Sha256 = upload.Sha256!,
-            StoragePath = store.Commit(upload.TempFile, upload.Sha256!, ext), CreatedAt = DateTime.UtcNow,
+            StoragePath = DatasetStore.RelativePath(upload.Sha256!, ext), CreatedAt = DateTime.UtcNow,
             CharMin = report.CharLength?.Min, CharMean = report.CharLength?.Mean, CharP50 = report.CharLength?.P50,
             CharP95 = report.CharLength?.P95, CharMax = report.CharLength?.Max,
         };
         db.Datasets.Add(dataset);
+        bool placed = store.Commit(upload.TempFile, dataset.StoragePath);
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException)
         {
-            // The same tenant uploaded the same bytes concurrently; the other insert won.
-            return TypedResults.Ok((await db.Datasets.AsNoTracking().FirstAsync(d => d.TenantId == tenant && d.Sha256 == upload.Sha256, ct)).ToDto());
+            // The same tenant uploaded the same bytes concurrently and the other insert won; anything else
+            // leaves no file behind that no row names.
+            db.ChangeTracker.Clear();
+            if (await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.TenantId == tenant && d.Sha256 == upload.Sha256, ct) is { } won) return TypedResults.Ok(won.ToDto());
+            if (placed && !await db.Datasets.AnyAsync(d => d.StoragePath == dataset.StoragePath, ct)) File.Delete(store.FullPath(dataset.StoragePath));
+            throw;
         }
         return TypedResults.Created($"/v1/datasets/{dataset.Id}", dataset.ToDto());
     }
