@@ -238,6 +238,10 @@ namespace LongSeqService.Migrations
                         .HasColumnType("text")
                         .HasColumnName("model");
 
+                    b.Property<string>("ModelPath")
+                        .HasColumnType("text")
+                        .HasColumnName("model_path");
+
                     b.Property<int>("Priority")
                         .HasColumnType("integer")
                         .HasColumnName("priority");
@@ -377,6 +381,31 @@ namespace LongSeqService.Migrations
                         .HasName("pk_metrics");
 
                     b.ToTable("metrics", (string)null);
+                });
+
+            modelBuilder.Entity("LongSeqService.Scheduler.Data.RegisteredModel", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasColumnType("text")
+                        .HasColumnName("name");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Description")
+                        .HasColumnType("text")
+                        .HasColumnName("description");
+
+                    b.Property<string>("Path")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("path");
+
+                    b.HasKey("Name")
+                        .HasName("pk_registered_models");
+
+                    b.ToTable("registered_models", (string)null);
                 });
 
             modelBuilder.Entity("LongSeqService.Scheduler.Data.Tenant", b =>

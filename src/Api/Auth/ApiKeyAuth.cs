@@ -33,8 +33,9 @@ public static class ApiKeyAuthSetup
 /// <summary>
 /// Authenticates <c>Authorization: Bearer &lt;key&gt;</c> against the hashed keys. Browsers cannot set
 /// headers on a WebSocket, so the hub also takes <c>?access_token=</c> (SignalR's convention), and
-/// /hangfire also takes the key from the <c>longseq_key</c> cookie. Lookups are cached for 30 s, so
-/// a revoked key stops working within 30 s.
+/// /hangfire also takes the key from the <c>longseq_key</c> cookie. Lookups are cached for 30 s; revoking
+/// through DELETE /v1/keys drops the cache entry and closes the key's hub connections at once, a key
+/// revoked any other way (another API process, SQL) stops within 30 s.
 /// </summary>
 public sealed class ApiKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, IMemoryCache cache)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)

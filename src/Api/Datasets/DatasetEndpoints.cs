@@ -2,6 +2,8 @@ using LongSeqService.Shared.Data;
 using System.Security.Claims;
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
+using LongSeqService.Api.Jobs;
+using LongSeqService.Api.Models;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Shared.Datasets;
 using LongSeqService.Shared.Jobs;
@@ -50,11 +52,14 @@ public static class DatasetEndpoints
         DatasetUpload upload;
         try { upload = await DatasetUpload.ReadAsync(request, store.TempDir, limit, ct); }
         catch (DatasetUpload.TooLarge e) { return Problems.Status(StatusCodes.Status413PayloadTooLarge, "Dataset too large", e.Message); }
-        catch (DatasetUpload.Malformed e) { return Problems.Status(StatusCodes.Status400BadRequest, "Malformed upload", e.Message); }
+        catch (DatasetUpload.Malformed e) { return Problems.Status(StatusCodes.Status400BadRequest, "Malformed upload", JobPaths.Scrub(options.Value, e.Message)); }
+        catch (DatasetUpload.Invalid e) { return Problems.Invalid(e.Field, e.Message); }
         using var _ = upload;
         if (upload.TempFile == null) return Problems.Status(StatusCodes.Status400BadRequest, "Malformed upload", "no 'file' part in the form");
 
-        var report = await Task.Run(() => DatasetInspector.Inspect(upload.TempFile, upload.Formatting), ct);
+        var report = upload.Utf8Error is { } at
+            ? new DatasetReport(null, false, 0, [new DatasetLineError(at.Line, null, $"not valid UTF-8 (at byte {at.Byte} of the line); save the file as UTF-8")], 1, null)
+            : await Task.Run(() => DatasetInspector.Inspect(upload.TempFile, upload.Formatting), ct);
         if (!report.IsValid)
             return Problems.Invalid(report.Errors.Select(e => new SpecError("file", e.ToString())), $"{upload.FileName} is not a valid dataset",
                 new Dictionary<string, object?> { ["lines"] = report.Errors, ["error_count"] = report.ErrorCount, ["rows"] = report.Rows, ["format"] = report.Format });
@@ -68,16 +73,21 @@ public static class DatasetEndpoints
         {
             Id = "ds-" + Guid.NewGuid().ToString("N")[..16], TenantId = tenant, Name = upload.FileName!, Format = report.Format!,
             IsPreference = report.IsPreference, Rows = report.Rows, SizeBytes = upload.Size, Sha256 = upload.Sha256!,
-            StoragePath = store.Commit(upload.TempFile, upload.Sha256!, ext), CreatedAt = DateTime.UtcNow,
+            StoragePath = DatasetStore.RelativePath(upload.Sha256!, ext), CreatedAt = DateTime.UtcNow,
             CharMin = report.CharLength?.Min, CharMean = report.CharLength?.Mean, CharP50 = report.CharLength?.P50,
             CharP95 = report.CharLength?.P95, CharMax = report.CharLength?.Max,
         };
         db.Datasets.Add(dataset);
+        bool placed = store.Commit(upload.TempFile, dataset.StoragePath);
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException)
         {
-            // The same tenant uploaded the same bytes concurrently; the other insert won.
-            return TypedResults.Ok((await db.Datasets.AsNoTracking().FirstAsync(d => d.TenantId == tenant && d.Sha256 == upload.Sha256, ct)).ToDto());
+            // The same tenant uploaded the same bytes concurrently and the other insert won; anything else
+            // leaves no file behind that no row names.
+            db.ChangeTracker.Clear();
+            if (await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.TenantId == tenant && d.Sha256 == upload.Sha256, ct) is { } won) return TypedResults.Ok(won.ToDto());
+            if (placed && !await db.Datasets.AnyAsync(d => d.StoragePath == dataset.StoragePath, ct)) File.Delete(store.FullPath(dataset.StoragePath));
+            throw;
         }
         return TypedResults.Created($"/v1/datasets/{dataset.Id}", dataset.ToDto());
     }
@@ -85,19 +95,20 @@ public static class DatasetEndpoints
     /// <summary>A dataset; with <c>?model=</c>, also its token lengths under that model's tokenizer and
     /// template, and how many examples a <c>cutoff_len</c> (default 2048) would truncate.</summary>
     private static async Task<Results<Ok<DatasetDto>, NotFound, ProblemHttpResult>> Get(string id, string? model, int? cutoff_len, string? template,
-        ClaimsPrincipal user, ServiceDb db, IOptions<LongSeqOptions> options, CancellationToken ct)
+        ClaimsPrincipal user, ServiceDb db, ModelRegistry models, IOptions<LongSeqOptions> options, CancellationToken ct)
     {
         var tenant = user.TenantId();
         var dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.TenantId == tenant, ct);
         if (dataset == null) return TypedResults.NotFound();
         if (model == null) return TypedResults.Ok(dataset.ToDto());
 
-        var shape = ModelShape.TryResolve(model, out var error);
-        if (shape == null) return Problems.Invalid("model", error!);
+        var (resolved, error) = await models.ResolveAsync(model, tenant, ct);
+        if (resolved == null) return Problems.Invalid("model", error!);
         if (template != null && !JobSpecKeys.Templates.Contains(template))
             return Problems.Invalid("template", $"'{template}' is not one of {string.Join(", ", JobSpecKeys.Templates)}");
         if (cutoff_len is < 1) return Problems.Invalid("cutoff_len", "must be at least 1");
-        var stats = await Task.Run(() => TokenLengths.Compute(options.Value.DataPath(dataset.StoragePath), dataset.Format, model, shape, cutoff_len ?? 2048, template), ct);
+        var stats = await Task.Run(() => TokenLengths.Compute(options.Value.DataPath(dataset.StoragePath), dataset.Format, resolved.Path, resolved.Shape, cutoff_len ?? 2048, template), ct);
+        stats = stats with { Model = model };
         return TypedResults.Ok(dataset.ToDto() with { TokenStats = stats });
     }
 }

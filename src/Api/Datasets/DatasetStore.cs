@@ -13,14 +13,14 @@ public sealed class DatasetStore(IOptions<LongSeqOptions> options)
 
     public string FullPath(string relative) => options.Value.DataPath(relative);
 
-    /// <summary>Moves a checked upload into place; if the same content is already there, keeps that one.</summary>
-    public string Commit(string tempFile, string sha256, string extension)
+    /// <summary>Moves a checked upload to <paramref name="relative"/>; if the same content is already there, keeps
+    /// that one. True when this call placed the file (so a failed insert knows it may take it away again).</summary>
+    public bool Commit(string tempFile, string relative)
     {
-        var relative = RelativePath(sha256, extension);
         var target = FullPath(relative);
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        if (File.Exists(target)) File.Delete(tempFile);
-        else File.Move(tempFile, target, overwrite: true);
-        return relative;
+        if (File.Exists(target)) { File.Delete(tempFile); return false; }
+        File.Move(tempFile, target, overwrite: true);
+        return true;
     }
 }

@@ -18,8 +18,16 @@ public sealed class DatasetUpload : IDisposable
     public string? Sha256 { get; private set; }
     public long Size { get; private set; }
 
+    /// <summary>Where the file first is not UTF-8 (checked while it streams in); null when it is.</summary>
+    public (int Line, long Byte)? Utf8Error { get; private set; }
+
+    /// <summary>Longest file name kept (bytes of UTF-8, as most filesystems count), and longest <c>formatting</c> value read.</summary>
+    public const int MaxFileNameBytes = 255, MaxFormattingChars = 32;
+
     public sealed class TooLarge(long limit) : Exception($"the upload exceeds the limit of {limit} bytes");
     public sealed class Malformed(string message) : Exception(message);
+    /// <summary>A part of the form that is readable but not acceptable (422 on <see cref="Field"/>).</summary>
+    public sealed class Invalid(string field, string message) : Exception(message) { public string Field { get; } = field; }
 
     public static async Task<DatasetUpload> ReadAsync(HttpRequest request, string tempDir, long limit, CancellationToken ct)
     {
@@ -36,11 +44,13 @@ public sealed class DatasetUpload : IDisposable
                 if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)) continue;
                 var name = HeaderUtilities.RemoveQuotes(disposition.Name).Value;
                 if (name == "file" && disposition.IsFileDisposition())
-                    await upload.ReadFileAsync(section.Body, Path.GetFileName(HeaderUtilities.RemoveQuotes(disposition.FileName.HasValue ? disposition.FileName : disposition.FileNameStar).Value ?? "dataset.json"), tempDir, limit, ct);
+                    await upload.ReadFileAsync(section.Body, CheckedFileName(HeaderUtilities.RemoveQuotes(disposition.FileName.HasValue ? disposition.FileName : disposition.FileNameStar).Value), tempDir, limit, ct);
                 else if (name == "formatting")
                 {
                     using var text = new StreamReader(section.Body);
-                    var value = (await text.ReadToEndAsync(ct)).Trim();
+                    var buffer = new char[MaxFormattingChars + 1];
+                    var value = buffer.AsSpan(0, await text.ReadBlockAsync(buffer, ct)).Trim().ToString();
+                    if (value.Length > MaxFormattingChars) throw new Invalid("formatting", "one of alpaca, sharegpt (or leave it out to detect the format)");
                     upload.Formatting = value.Length == 0 ? null : value;
                 }
             }
@@ -63,12 +73,27 @@ public sealed class DatasetUpload : IDisposable
         }
     }
 
+    /// <summary>The name the dataset is kept under: its last path segment, printable, at most <see cref="MaxFileNameBytes"/>
+    /// bytes — checked before anything is written, since a name PostgreSQL cannot store (NUL) would fail only after.</summary>
+    private static string CheckedFileName(string? given)
+    {
+        var name = Path.GetFileName(given ?? "dataset.json");
+        if (name.Length == 0) name = "dataset.json";
+        if (name.Any(char.IsControl)) throw new Invalid("file", "the file name contains control characters (such as NUL); rename the file");
+        int bytes;
+        try { bytes = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetByteCount(name); }
+        catch (System.Text.EncoderFallbackException) { throw new Invalid("file", "the file name is not valid Unicode; rename the file"); }
+        if (bytes > MaxFileNameBytes) throw new Invalid("file", $"the file name is {bytes} bytes long; the limit is {MaxFileNameBytes}");
+        return name;
+    }
+
     private async Task ReadFileAsync(Stream body, string fileName, string tempDir, long limit, CancellationToken ct)
     {
         if (TempFile != null) throw new Malformed("send one 'file' part");
         FileName = fileName;
         TempFile = Path.Combine(tempDir, $"{Guid.NewGuid():N}{Path.GetExtension(fileName).ToLowerInvariant()}");
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var utf8 = new Utf8Check();
         await using var file = File.Create(TempFile);
         var buffer = new byte[81920];
         int n;
@@ -77,8 +102,11 @@ public sealed class DatasetUpload : IDisposable
             Size += n;
             if (Size > limit) throw new TooLarge(limit);
             hash.AppendData(buffer, 0, n);
+            utf8.Append(buffer.AsSpan(0, n));
             await file.WriteAsync(buffer.AsMemory(0, n), ct);
         }
+        utf8.Append([], final: true);
+        Utf8Error = utf8.Error;
         Sha256 = Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 

@@ -47,7 +47,7 @@ public static class RunEndpoints
                 : $"job {jobId} is {state.State} (host {state.HostId?.ToString() ?? "none"}, attempt {state.Attempt}); not startable as attempt {request.Attempt} on host {hostId}");
         }
         var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == jobId);
-        var spec = job.ParsedSpec();
+        var spec = job.RunSpec();                  // the resolved model path, never shown to the tenant
         // Dataset ids become the files' paths in the store, comma-joined in the spec's order (the trainer reads each by path).
         async Task<string?> Paths(string? ids)
         {
@@ -68,12 +68,13 @@ public static class RunEndpoints
         return accepted ? TypedResults.NoContent() : Problems.Conflict($"job {jobId} is not running on host {hostId}");
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Finish(int hostId, Guid jobId, FinishRunRequest request, JobStateMachine jobs, PlacementTrigger placement)
+    private static async Task<Results<NoContent, ProblemHttpResult>> Finish(int hostId, Guid jobId, FinishRunRequest request, JobStateMachine jobs, PlacementTrigger placement, IOptions<LongSeqOptions> o)
     {
         if (request.Outcome is not (RunOutcomes.Succeeded or RunOutcomes.Failed or RunOutcomes.Cancelled))
             return Problems.Invalid("outcome", "one of succeeded, failed, cancelled");
         Func<IQueryable<Job>, IQueryable<Job>> mine = q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt);
-        var error = request.Error is { Length: > 2000 } e ? e[..2000] : request.Error;
+        // The trainer's last line names its files by absolute path; the tenant reads it without the server's data directory.
+        var error = JobPaths.Scrub(o.Value, request.Error is { Length: > 2000 } e ? e[..2000] : request.Error);
         bool done = request.Outcome switch
         {
             RunOutcomes.Succeeded => await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Succeeded, "training finished", guard: mine)

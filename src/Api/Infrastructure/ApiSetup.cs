@@ -78,6 +78,8 @@ public static class ApiSetup
         services.AddOpenApi(o => o.AddDocumentTransformer<OpenApiDocumentSetup>());
         services.AddSingleton<DatasetStore>();
         services.AddScoped<MetricIngest>();
+        services.AddScoped<ModelRegistry>();
+        services.AddSingleton<HubConnectionsByKey>();
     }
 
     public static void ConfigureDb(DbContextOptionsBuilder o, string conn) =>

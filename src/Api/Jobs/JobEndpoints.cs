@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
+using LongSeqService.Api.Models;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Scheduler.Jobs;
 using LongSeqService.Scheduler.Placement;
@@ -44,10 +45,10 @@ public static class JobEndpoints
     /// <summary>The body is read by <see cref="JobBody"/> (size, UTF-8, duplicate keys) rather than bound, so bad
     /// bytes are a 400 naming the field, never a 500; its schema in the OpenAPI document comes from the declaration.</summary>
     private static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>> Submit(
-        HttpRequest request, ClaimsPrincipal user, ServiceDb db, PlacementTrigger placement, CancellationToken ct)
+        HttpRequest request, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, CancellationToken ct)
     {
         var (body, problem) = await JobBody.ReadAsync(request, ct);
-        return problem ?? await JobSubmission.Submit(body!, user, db, placement, ct);
+        return problem ?? await JobSubmission.Submit(body!, user, db, models, placement, ct);
     }
 
     internal static Task<Job?> Find(ServiceDb db, ClaimsPrincipal user, Guid id)

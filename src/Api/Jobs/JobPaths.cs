@@ -9,4 +9,16 @@ public static class JobPaths
 {
     public static string RunDir(LongSeqOptions o, Guid jobId) => o.DataPath("jobs", jobId.ToString());
     public static string OutputDir(LongSeqOptions o, Guid jobId) => Path.Combine(RunDir(o, jobId), "output");
+
+    /// <summary>
+    /// <paramref name="text"/> (a trainer's error line, a loader's message) with the server's data directory
+    /// taken out: <c>/srv/longseq/jobs/&lt;id&gt;/output/checkpoint-5</c> reads <c>jobs/&lt;id&gt;/output/checkpoint-5</c>.
+    /// Tenants see what went wrong in their own terms, never where the service keeps its files.
+    /// </summary>
+    public static string? Scrub(LongSeqOptions o, string? text)
+    {
+        if (string.IsNullOrEmpty(text)) return text;
+        var root = Path.TrimEndingDirectorySeparator(o.DataPath());
+        return text.Replace(root + Path.DirectorySeparatorChar, "", StringComparison.Ordinal).Replace(root, ".", StringComparison.Ordinal);
+    }
 }

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Estimates;
 using LongSeqService.Api.Infrastructure;
+using LongSeqService.Api.Models;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Scheduler.Placement;
 using LongSeqService.Shared.Datasets;
@@ -27,7 +28,7 @@ public static class JobSubmission
     private static readonly string[] ServiceOwned = [.. JobSpecKeys.All.Where(k => k.ServiceOwned).Select(k => k.Name)];
 
     public static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>> Submit(
-        JsonObject body, ClaimsPrincipal user, ServiceDb db, PlacementTrigger placement, CancellationToken ct)
+        JsonObject body, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, CancellationToken ct)
     {
         var tenant = user.TenantId();
         var errors = new List<SpecError>();
@@ -50,20 +51,22 @@ public static class JobSubmission
         try { spec = JobSpecParser.FromJson(body, extraAllowed: Extra.Concat(ServiceOwned)); }
         catch (JobSpecException e) { return Problems.Invalid(errors.Concat(e.Errors), "The job spec is not valid"); }
 
-        // The memory model: resolves sequence_parallel_size auto, and refuses what no registered host can hold.
-        var memory = JobMemory.Check(spec, await JobMemory.HostsAsync(db, ct));
-        if (memory?.Error is { } tooBig) errors.Add(tooBig);
-        else if (memory != null) spec = memory.Spec;
-
-        if (idempotencyKey != null && await Replay(db, tenant, idempotencyKey, spec, priority, ct) is { } replay) return replay;
-
-        ModelShape? shape = null;
+        // A name from the registry, never a server path; the job keeps the name, the host gets the path.
+        ResolvedModel? model = null;
         if (!string.IsNullOrWhiteSpace(spec.ModelNameOrPath))
         {
-            shape = ModelShape.TryResolve(spec.ModelNameOrPath, out var modelError);
+            (model, var modelError) = await models.ResolveAsync(spec.ModelNameOrPath, tenant, ct);
             if (modelError != null) errors.Add(new("model_name_or_path", modelError));
         }
-        errors.AddRange(JobSpecValidator.Validate(spec, shape));
+
+        // The memory model (from the resolved model's config.json): resolves sequence_parallel_size auto,
+        // and refuses what no registered host can hold.
+        var memory = model is null ? null : JobMemory.Check(spec with { ModelNameOrPath = model.Path }, await JobMemory.HostsAsync(db, ct));
+        if (memory?.Error is { } tooBig) errors.Add(tooBig);
+        else if (memory != null) spec = memory.Spec with { ModelNameOrPath = spec.ModelNameOrPath };
+
+        if (idempotencyKey != null && await Replay(db, tenant, idempotencyKey, spec, priority, ct) is { } replay) return replay;
+        errors.AddRange(JobSpecValidator.Validate(spec, model?.Shape));
         if (spec.DatasetDir != null) errors.Add(new("dataset_dir", "the API reads uploaded datasets only: remove dataset_dir and give dataset ids (POST /v1/datasets)"));
         var datasetIds = await CheckDatasets(db, tenant, spec, spec.Dataset, "dataset", errors, ct);
         await CheckDatasets(db, tenant, spec, spec.EvalDataset, "eval_dataset", errors, ct);
@@ -81,7 +84,7 @@ public static class JobSubmission
         var job = new Job
         {
             Id = Guid.CreateVersion7(), TenantId = tenant, State = JobStates.Queued, Spec = JobSpecParser.ToJson(spec).ToJsonString(),
-            Model = spec.ModelNameOrPath!, Stage = spec.Stage.Wire(), DatasetId = string.Join(",", datasetIds), SequenceParallelSize = spec.SequenceParallelSize,
+            Model = spec.ModelNameOrPath!, ModelPath = model!.Path, Stage = spec.Stage.Wire(), DatasetId = string.Join(",", datasetIds), SequenceParallelSize = spec.SequenceParallelSize,
             DataParallelSize = spec.DataParallelSize, WorldSize = spec.WorldSize, RankMemoryBytes = memory?.Estimate?.PeakBytes, Priority = priority, IdempotencyKey = idempotencyKey,
             CreatedAt = now, UpdatedAt = now,
         };

@@ -1,5 +1,6 @@
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
+using LongSeqService.Api.Progress;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Shared.Keys;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -20,7 +21,7 @@ public static class KeyEndpoints
         keys.MapPost("/", Create).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("Create an API key for a tenant (the key is shown once)");
         keys.MapGet("/", async (ServiceDb db) => TypedResults.Ok(await db.ApiKeys.AsNoTracking().OrderBy(k => k.CreatedAt)
             .Select(k => k.ToDto(k.Tenant!.Name)).ToListAsync())).WithSummary("List keys (no secrets)");
-        keys.MapDelete("/{id:guid}", Revoke).WithSummary("Revoke a key (effective within 30 s)");
+        keys.MapDelete("/{id:guid}", Revoke).WithSummary("Revoke a key: its requests and open hub connections stop at once (on this API process)");
 
         app.MapGet("/v1/me", (ClaimsPrincipal user) => TypedResults.Ok(new WhoAmI(user.Identity!.Name!,
                 user.FindFirstValue(ClaimTypes.Role)!, Guid.Parse(user.FindFirstValue(ApiKeys.KeyIdClaim)!))))
@@ -42,13 +43,14 @@ public static class KeyEndpoints
         return TypedResults.Created($"/v1/keys/{key.Id}", new CreatedKeyDto(key.Id, secret, tenant.Name, role, key.Name, key.CreatedAt));
     }
 
-    private static async Task<Results<NoContent, NotFound>> Revoke(Guid id, ServiceDb db, IMemoryCache cache)
+    private static async Task<Results<NoContent, NotFound>> Revoke(Guid id, ServiceDb db, IMemoryCache cache, HubConnectionsByKey hubConnections)
     {
         var key = await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == id);
         if (key == null) return TypedResults.NotFound();
         key.RevokedAt ??= DateTime.UtcNow;
         await db.SaveChangesAsync();
         ApiKeyHandler.Forget(cache, key.Hash);
+        hubConnections.CloseAll(key.Id);
         return TypedResults.NoContent();
     }
 

@@ -15,7 +15,11 @@ public sealed class Job
     public required string State { get; set; }
     /// <summary>The validated spec as JSON (every key, defaults included).</summary>
     public required string Spec { get; set; }
+    /// <summary>The model as the tenant named it (builtin:…, shape:…, a registered name, job:&lt;id&gt;…); what the API shows.</summary>
     public required string Model { get; set; }
+    /// <summary>What <see cref="Model"/> resolved to at submission (a server path, or the built-in name): for the host only, never shown.
+    /// Null on jobs submitted before the registry, whose model was a path already.</summary>
+    public string? ModelPath { get; set; }
     public required string Stage { get; set; }
     public required string DatasetId { get; set; }
     public int SequenceParallelSize { get; set; }
@@ -38,6 +42,9 @@ public sealed class Job
     public DateTime UpdatedAt { get; set; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
+
+    /// <summary>The spec a host runs: the tenant's model name replaced by the path it resolved to.</summary>
+    public JobSpec RunSpec() => ParsedSpec() with { ModelNameOrPath = ModelPath ?? Model };
 
     public JobSpec ParsedSpec() => JsonSerializer.Deserialize<JobSpec>(Spec, JobSpecParser.SerializerOptions)!;
 

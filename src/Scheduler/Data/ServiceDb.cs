@@ -17,6 +17,7 @@ public sealed class ServiceDb(DbContextOptions<ServiceDb> options) : DbContext(o
     public DbSet<TrainerHost> Hosts => Set<TrainerHost>();
     public DbSet<HostSlot> HostSlots => Set<HostSlot>();
     public DbSet<Metric> Metrics => Set<Metric>();
+    public DbSet<RegisteredModel> RegisteredModels => Set<RegisteredModel>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -57,5 +58,6 @@ public sealed class ServiceDb(DbContextOptions<ServiceDb> options) : DbContext(o
             m.Property(x => x.Record).HasColumnType("jsonb");
             m.HasOne<Job>().WithMany().HasForeignKey(x => x.JobId).OnDelete(DeleteBehavior.Cascade);
         });
+        b.Entity<RegisteredModel>().HasKey(x => x.Name);
     }
 }

@@ -239,4 +239,5 @@ export function render(root) {
   datasets.list().then(page => page.data.forEach(d => addDataset(d, false))).catch(() => {});
   showEstimate();
   models.list().then(list => modelList.replaceChildren(...list.map(m => h('option', { value: m.id }, `${m.model_type}, ${m.num_attention_heads} heads`)))).catch(() => {});
+  models.list().then(list => modelList.replaceChildren(...list.map(m => h('option', { value: m.id }, `${m.kind}: ${m.model_type}, ${m.num_attention_heads} heads`)))).catch(() => {});
 }
