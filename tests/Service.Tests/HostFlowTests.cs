@@ -16,7 +16,7 @@ namespace LongSeqService.Service.Tests;
 /// <summary>The Api with its scheduler, and a real trainer host (HostAgent: registration, heartbeats with
 /// their leases, the report spool, the child-process launcher) in this process. The trainer it launches is
 /// fake-trainer.sh, a stand-in for the trainer CLI that writes the same files.</summary>
-public sealed class HostFlowFixture : SchedulerServiceFactory
+public class HostFlowFixture : SchedulerServiceFactory
 {
     public const string HostName = "flow-host";
     private CancellationTokenSource? _stop;

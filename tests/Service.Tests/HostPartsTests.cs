@@ -164,6 +164,39 @@ public sealed class HostPartsTests : IDisposable
         Assert.Equal(0, spool.Pending);
     }
 
+    [Fact]
+    public async Task TrainerProcess_LeaseNotRenewed_KillsTheTrainerAndLeavesTheMarker()
+    {
+        var lease = Path.Combine(_dir, "host.lease");
+        File.WriteAllText(lease, "");
+        var marker = Path.Combine(_dir, "lease-expired");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var trainer = await TrainerProcess.StartAsync(["sleep", "60"], [], _dir, Path.Combine(_dir, "t.log"), lease: new TrainerProcess.Lease(lease, 2, marker));
+
+        int exit = await trainer.WaitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
+
+        Assert.Equal(137, exit);
+        Assert.InRange(clock.Elapsed.TotalSeconds, 2, 10);
+        Assert.StartsWith("lease expired", File.ReadAllText(marker));
+    }
+
+    [Fact]
+    public async Task TrainerProcess_LeaseRenewed_LetsTheTrainerFinish()
+    {
+        var lease = Path.Combine(_dir, "host.lease");
+        File.WriteAllText(lease, "");
+        using var renew = new CancellationTokenSource();
+        var renewing = Task.Run(async () => { while (!renew.IsCancellationRequested) { File.SetLastWriteTimeUtc(lease, DateTime.UtcNow); await Task.Delay(300); } });
+        using var trainer = await TrainerProcess.StartAsync(["sleep", "5"], [], _dir, Path.Combine(_dir, "t.log"), lease: new TrainerProcess.Lease(lease, 2, Path.Combine(_dir, "m")));
+
+        int exit = await trainer.WaitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
+        await renew.CancelAsync();
+        await renewing;
+
+        Assert.Equal(0, exit);
+        Assert.False(File.Exists(Path.Combine(_dir, "m")));
+    }
+
     /// <summary>An API that is down (connection refused) or answers; records what it took, in order.</summary>
     private sealed class RecordingHandler : HttpMessageHandler
     {

@@ -33,10 +33,13 @@ public sealed class TrainerProcess : IDisposable
     /// progress line: its one-line error on failure. Null when it wrote none (e.g. it was killed).</summary>
     public string? LastErrorLine { get { lock (_gate) return _lastError; } }
 
-    private TrainerProcess(Process process, StreamWriter log)
+    private readonly Task _exited;
+
+    private TrainerProcess(Process process, StreamWriter log, Task exited)
     {
         _process = process;
         _log = log;
+        _exited = exited;
         Pid = process.Id;
     }
 
@@ -59,7 +62,12 @@ public sealed class TrainerProcess : IDisposable
         return Launcher.Run(() =>
         {
             var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
-            var tp = new TrainerProcess(Start(p, log), log);
+            // Exited, not WaitForExit: the latter also waits for the output pipes to close, which a
+            // grandchild still holding them (a supervisor killed under its trainer) would never do.
+            var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            p.Exited += (_, _) => exited.TrySetResult();
+            var tp = new TrainerProcess(Start(p, log), log, exited.Task);
+            if (p.HasExited) exited.TrySetResult();
             p.OutputDataReceived += (_, e) => { if (e.Data != null) tp.Write(e.Data, error: false); };
             p.ErrorDataReceived += (_, e) => { if (e.Data != null) tp.Write(e.Data, error: true); };
             p.BeginOutputReadLine();
@@ -94,8 +102,10 @@ public sealed class TrainerProcess : IDisposable
     /// process group (ranks of a dead mpiexec, a trainer whose supervisor was killed) is killed then.</summary>
     public async Task<int> WaitAsync(CancellationToken ct)
     {
-        await _process.WaitForExitAsync(ct);
+        await _exited.WaitAsync(ct);
         if (Launcher.Isolates) _ = kill(-Pid, Sigkill);
+        using var drain = new CancellationTokenSource(TimeSpan.FromSeconds(5)); // the last output lines
+        try { await _process.WaitForExitAsync(drain.Token); } catch (OperationCanceledException) { }
         return _process.ExitCode;
     }
 
