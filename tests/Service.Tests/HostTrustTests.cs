@@ -193,4 +193,41 @@ public sealed class HostTrustTests(ServiceFactory factory) : IClassFixture<Servi
         Assert.Empty(beat.Start);
         Assert.Equal(JobStates.Queued, (await JobAsync(job)).State);
     }
+
+    [Fact]
+    public async Task Liveness_RightAfterTheApiWasAway_DeclaresNoSilentHostLost()
+    {
+        await using (var scope = factory.Scope())
+            await factory.Db(scope).Hosts.Where(h => h.Id == _myId).ExecuteUpdateAsync(s => s.SetProperty(h => h.State, HostStates.Online).SetProperty(h => h.LastHeartbeatAt, DateTime.UtcNow.AddSeconds(-30)));
+        await using (var scope = factory.Scope())
+        {
+            // A scheduler that just started (or whose sweeps failed while the database was away): default grace.
+            var check = ActivatorUtilities.CreateInstance<LivenessCheck>(scope.ServiceProvider, new LivenessClock(TimeProvider.System),
+                Microsoft.Extensions.Options.Options.Create(new LongSeqService.Scheduler.SchedulerOptions()));
+            await check.RunAsync();
+        }
+        await using (var scope = factory.Scope())
+            Assert.Equal(HostStates.Online, await factory.Db(scope).Hosts.Where(h => h.Id == _myId).Select(h => h.State).FirstAsync());
+    }
+
+    [Fact]
+    public void LivenessClock_AfterAGapInTheSweeps_ListensAfreshFromThen()
+    {
+        var time = new ManualTime { Now = new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero) };
+        var clock = new LivenessClock(time);
+        var start = time.Now.UtcDateTime;
+        Assert.Equal(start, clock.Sweep(TimeSpan.FromSeconds(10))); // the first sweep: listening from now
+        clock.Succeeded();
+        time.Now += TimeSpan.FromSeconds(5);
+        Assert.Equal(start, clock.Sweep(TimeSpan.FromSeconds(10)));
+        clock.Succeeded();
+        time.Now += TimeSpan.FromSeconds(30); // the API (or its database) was away: no sweep succeeded
+        Assert.Equal(time.Now.UtcDateTime, clock.Sweep(TimeSpan.FromSeconds(10)));
+    }
+
+    private sealed class ManualTime : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; }
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
 }

@@ -44,7 +44,8 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
         _tasks[jobId] = Task.Run(async () =>
         {
             try { await ExecuteAsync(hostId, jobId, attempt, stop, shutdown); }
-            catch (Exception e) when (e is not OperationCanceledException) { log.WriteLine($"run {jobId} attempt {attempt}: {e.Message}"); }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested) { } // stopped before it started
+            catch (Exception e) { log.WriteLine($"run {jobId} attempt {attempt}: {e.Message}"); }
             finally
             {
                 _running.TryRemove(jobId, out _);
