@@ -443,6 +443,10 @@ namespace LongSeqService.Migrations
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<int>("Id"));
 
+                    b.Property<Guid?>("KeyId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("key_id");
+
                     b.Property<DateTime>("LastHeartbeatAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("last_heartbeat_at");
@@ -463,6 +467,10 @@ namespace LongSeqService.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_hosts");
+
+                    b.HasIndex("KeyId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_hosts_key_id");
 
                     b.HasIndex("Name")
                         .IsUnique()
@@ -531,6 +539,15 @@ namespace LongSeqService.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_metrics_jobs_job_id");
+                });
+
+            modelBuilder.Entity("LongSeqService.Scheduler.Data.TrainerHost", b =>
+                {
+                    b.HasOne("LongSeqService.Scheduler.Data.ApiKey", null)
+                        .WithMany()
+                        .HasForeignKey("KeyId")
+                        .OnDelete(DeleteBehavior.SetNull)
+                        .HasConstraintName("fk_hosts_api_keys_key_id");
                 });
 
             modelBuilder.Entity("LongSeqService.Scheduler.Data.TrainerHost", b =>

@@ -33,7 +33,7 @@ if [ -z "${LONGSEQ_BOOTSTRAP_API_KEY:-}" ]; then
   if [ ! -f "$data/admin.key" ]; then (umask 077; new_key > "$data/admin.key"); first_run_key=1; fi
   LONGSEQ_BOOTSTRAP_API_KEY=$(cat "$data/admin.key")
 fi
-[ -f "$data/host.key" ] || (umask 077; new_key > "$data/host.key")
+[ -f "$data/host.key" ] || (umask 077; new_key > "$data/host.key")   # the local host's key: one key, one host
 host_key=$(cat "$data/host.key")
 
 # MPICH for jobs with launch: processes (one process per rank under mpiexec; Debian's package).
@@ -71,8 +71,11 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
-dotnet "$trainer_dll" host --api "http://127.0.0.1:$port" --token "$host_key" --slots "$slots" --name "$(hostname)-local" \
-  >"$data/logs/trainer-host.log" 2>&1 &
+# The host gets no database connection and no admin key (runs are leased to it over HTTP), and its key
+# from a file, never the command line (which every user can read in ps).
+env -u LONGSEQ_DB -u LONGSEQ_BOOTSTRAP_API_KEY -u LONGSEQ_BOOTSTRAP_HOST_KEY \
+  dotnet "$trainer_dll" host --api "http://127.0.0.1:$port" --token-file "$data/host.key" --slots "$slots" --name "$(hostname)-local" \
+  --state-dir "$data/host-state" >"$data/logs/trainer-host.log" 2>&1 &
 pids+=($!)
 sleep 2
 kill -0 "${pids[1]}" 2>/dev/null || { echo "the trainer host exited; see $data/logs/trainer-host.log"; tail -20 "$data/logs/trainer-host.log"; }

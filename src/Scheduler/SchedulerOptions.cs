@@ -11,8 +11,11 @@ public sealed class SchedulerOptions
     public string LivenessCron { get; set; } = "*/5 * * * * *";
     /// <summary>Safety net: a placement pass at least this often, whatever triggered one.</summary>
     public string PlacementCron { get; set; } = "*/30 * * * * *";
-    /// <summary>A run scheduled this long ago that its host has not started is dispatched again.</summary>
-    public int RedispatchAfterSeconds { get; set; } = 60;
+    /// <summary>After a gap in the liveness sweeps longer than this (the process started, or the database
+    /// was away), nobody is declared lost for <see cref="LivenessGraceSeconds"/>. Default: half the host timeout.</summary>
+    public int? LivenessGapSeconds { get; set; }
+    /// <summary>How long after such a gap hosts get to be heard again. Default: the host timeout.</summary>
+    public int? LivenessGraceSeconds { get; set; }
     /// <summary>Run the Hangfire server for the scheduler queue in this process.</summary>
     public bool RunServer { get; set; } = true;
     /// <summary>Register the recurring liveness / placement jobs.</summary>

@@ -17,7 +17,7 @@ public static class SchedulerSetup
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IJobNotifier, NoJobNotifier>();
         services.AddScoped<JobStateMachine>();
-        services.AddScoped<RunDispatcher>();
+        services.AddSingleton<LivenessClock>();
         services.AddScoped<PlacementPass>();
         services.AddScoped<PlacementJob>();
         services.AddSingleton<PlacementTrigger>();

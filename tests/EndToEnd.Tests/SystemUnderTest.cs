@@ -11,7 +11,7 @@ namespace LongSeqService.EndToEnd.Tests;
 /// and a trainer host, from the solution's Release build, against a fresh database on the PostgreSQL
 /// server that scripts/test.sh starts (LONGSEQ_TEST_PG), with a fresh data directory.
 /// </summary>
-public sealed class SystemUnderTest : IAsyncLifetime
+public class SystemUnderTest : IAsyncLifetime
 {
     public static readonly string Root = FindRoot();
     private static string Bin(string project) => Path.Combine(Root, "src", project, "bin", "Release", "net10.0", "linux-x64");
@@ -23,6 +23,11 @@ public sealed class SystemUnderTest : IAsyncLifetime
     public Uri BaseUrl => new($"http://127.0.0.1:{Port}");
     public string HostName { get; } = "e2e-host-" + Guid.NewGuid().ToString("N")[..8];
     public int Slots { get; init; } = 4;
+    /// <summary>Extra settings for the API (e.g. Scheduler__HostTimeoutSeconds).</summary>
+    public Dictionary<string, string> ApiEnvironment { get; init; } = [];
+    /// <summary>The trainer the hosts launch (default: the real trainer CLI).</summary>
+    public string? TrainerCommand { get; init; }
+    public Process? HostProcess => _host;
 
     private readonly string _database = "e2e_" + Guid.NewGuid().ToString("N")[..12];
     private string _db = "";
@@ -40,9 +45,10 @@ public sealed class SystemUnderTest : IAsyncLifetime
             await cmd.ExecuteNonQueryAsync();
         }
         _db = server + $";Database={_database}";
-        _api = Start("api", "dotnet", [Path.Combine(Bin("Api"), "LongSeqService.Api.dll")], new()
+        _api = Start("api", "dotnet", [Path.Combine(Bin("Api"), "LongSeqService.Api.dll")], new(ApiEnvironment)
         {
             ["ASPNETCORE_URLS"] = BaseUrl.ToString().TrimEnd('/'), ["ASPNETCORE_CONTENTROOT"] = Bin("Api"),
+            ["LONGSEQ_DB"] = _db, ["LONGSEQ_BOOTSTRAP_API_KEY"] = AdminKey, ["LONGSEQ_BOOTSTRAP_HOST_KEY"] = HostKey,
         });
         using var http = new HttpClient();
         var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -57,9 +63,23 @@ public sealed class SystemUnderTest : IAsyncLifetime
     }
 
     /// <summary>Starts the trainer host (again, after <see cref="KillHost"/>: same name, so it takes its place).</summary>
-    public void StartHost() =>
-        _host = Start("host", "dotnet", [Path.Combine(Bin("Trainer"), "trainer.dll"), "host", "--api", BaseUrl.ToString().TrimEnd('/'),
-            "--token", HostKey, "--slots", Slots.ToString(), "--name", HostName], new());
+    public void StartHost() => _host = StartHost(HostName, HostKey, Slots);
+
+    /// <summary>A trainer host process as run.sh starts one: its key from a file, no database connection, no admin key.</summary>
+    public Process StartHost(string name, string key, int slots)
+    {
+        var keyFile = Path.Combine(DataDir, $"{name}.key");
+        File.WriteAllText(keyFile, key);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var env = new Dictionary<string, string>();
+        if (TrainerCommand != null) env["LONGSEQ_TRAINER_COMMAND"] = TrainerCommand;
+        var host = Start(name, "dotnet", [Path.Combine(Bin("Trainer"), "trainer.dll"), "host", "--api", BaseUrl.ToString().TrimEnd('/'),
+            "--token-file", keyFile, "--slots", slots.ToString(), "--name", name], env);
+        lock (_hosts) _hosts.Add(host);
+        return host;
+    }
+
+    private readonly List<Process> _hosts = [];
 
     /// <summary>SIGKILL, as a crashed machine would: no chance to clean up.</summary>
     public void KillHost()
@@ -81,10 +101,8 @@ public sealed class SystemUnderTest : IAsyncLifetime
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["LONGSEQ_DB"] = _db;
+        foreach (var secret in new[] { "LONGSEQ_DB", "LONGSEQ_BOOTSTRAP_API_KEY", "LONGSEQ_BOOTSTRAP_HOST_KEY", "LONGSEQ_HOST_KEY" }) psi.Environment.Remove(secret);
         psi.Environment["LONGSEQ_DATA_DIR"] = DataDir;
-        psi.Environment["LONGSEQ_BOOTSTRAP_API_KEY"] = AdminKey;
-        psi.Environment["LONGSEQ_BOOTSTRAP_HOST_KEY"] = HostKey;
         psi.Environment["DOTNET_NOLOGO"] = "1";
         foreach (var (k, v) in env) psi.Environment[k] = v;
         var p = Process.Start(psi)!;
@@ -98,7 +116,9 @@ public sealed class SystemUnderTest : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var p in new[] { _host, _api })
+        List<Process> hosts;
+        lock (_hosts) hosts = [.. _hosts];
+        foreach (var p in hosts.Append(_api))
         {
             if (p is null || p.HasExited) continue;
             p.Kill(entireProcessTree: true);

@@ -13,32 +13,35 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace LongSeqService.Service.Tests;
 
-/// <summary>The Api with its scheduler, and a real trainer host (HostAgent: registration, heartbeats,
-/// its own Hangfire server, the child-process launcher) in this process. The trainer it launches is
+/// <summary>The Api with its scheduler, and a real trainer host (HostAgent: registration, heartbeats with
+/// their leases, the report spool, the child-process launcher) in this process. The trainer it launches is
 /// fake-trainer.sh, a stand-in for the trainer CLI that writes the same files.</summary>
-public sealed class HostFlowFixture : SchedulerServiceFactory
+public class HostFlowFixture : SchedulerServiceFactory
 {
     public const string HostName = "flow-host";
     private CancellationTokenSource? _stop;
     private Task? _agentTask;
     private HostAgent? _agent;
 
-    public async Task StartHostAsync()
+    public string StateDir => Path.Combine(DataDir, "host-state");
+    public HostAgent? Agent => _agent;
+
+    public async Task StartHostAsync(HttpMessageHandler? handler = null)
     {
         var options = new HostOptions
         {
-            Api = Server.BaseAddress, Token = HostKey, Slots = 4, Name = HostName, Database = ConnectionString,
+            Api = Server.BaseAddress, Token = HostKey, Slots = 4, Name = HostName, StateDir = StateDir,
             TrainerCommand = ["bash", Path.Combine(AppContext.BaseDirectory, "fake-trainer.sh")],
             LogPollInterval = TimeSpan.FromMilliseconds(100), KillGrace = TimeSpan.FromSeconds(2),
         };
         _stop = new CancellationTokenSource();
-        _agent = new HostAgent(options, TextWriter.Null, Server.CreateHandler());
+        _agent = new HostAgent(options, TextWriter.Null, handler ?? Server.CreateHandler());
         _agentTask = Task.Run(() => _agent.RunAsync(_stop.Token));
         for (int i = 0; i < 100 && _agent.HostId == null; i++) await Task.Delay(100);
         Assert.NotNull(_agent.HostId);
     }
 
-    /// <summary>Stops the host the way SIGTERM does: its trainers are stopped, nothing is reported.</summary>
+    /// <summary>Stops the host the way SIGTERM does: its trainers are stopped and reported interrupted.</summary>
     public async Task StopHostAsync()
     {
         if (_agent == null) return;
@@ -189,7 +192,7 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
         var config = await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "jobs", job.Id.ToString(), "config.json"));
         Assert.Matches("\"resume_from_checkpoint\": \".*checkpoint-(4|6)\"", config);
         var events = (await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options))!;
-        Assert.Contains(events, e => e.ToState == JobStates.Queued && e.Reason.Contains("restarted"));
+        Assert.Contains(events, e => e.ToState == JobStates.Queued && (e.Reason.Contains("restarted") || e.Reason.Contains("shut down")));
         var metrics = await _client.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job.Id}/metrics", WireJson.Options);
         Assert.Equal(Enumerable.Range(1, 8), metrics!.Select(m => m.Step));
     }

@@ -39,6 +39,7 @@ public class ServiceFactory : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseSetting("Scheduler:RunServer", WithScheduler ? "true" : "false");
         builder.UseSetting("Scheduler:RecurringJobs", "false");
         builder.UseSetting("Scheduler:HeartbeatSeconds", "1");
+        builder.UseSetting("Scheduler:LivenessGraceSeconds", "0"); // tests run liveness sweeps by hand, no gap to forgive
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         builder.ConfigureServices(s => s.PostConfigure<LongSeqOptions>(o =>
         {
@@ -88,9 +89,23 @@ public class ServiceFactory : WebApplicationFactory<Program>, IAsyncLifetime
         return (Client(key), key);
     }
 
+    private readonly Dictionary<string, string> _hostKeys = [];
+
+    /// <summary>The host key of host <paramref name="name"/>: a host key is one host, so each name gets its own
+    /// (minted by the admin on first use, kept for re-registration).</summary>
+    public async Task<string> HostKeyFor(string name)
+    {
+        lock (_hostKeys) if (_hostKeys.TryGetValue(name, out var known)) return known;
+        var response = await Admin().PostAsJsonAsync("/v1/keys", new CreateKeyRequest("hosts", KeyRoles.Host, name), WireJson.Options);
+        response.EnsureSuccessStatusCode();
+        var key = (await response.Content.ReadFromJsonAsync<CreatedKeyDto>(WireJson.Options))!.Key;
+        lock (_hostKeys) _hostKeys[name] = key;
+        return key;
+    }
+
     public async Task<RegisterHostResponse> RegisterHostAsync(string name, int slots, long? slotMemoryBytes = null)
     {
-        var response = await Client(HostKey).PostAsJsonAsync("/v1/hosts/register",
+        var response = await Client(await HostKeyFor(name)).PostAsJsonAsync("/v1/hosts/register",
             new RegisterHostRequest(name, Enumerable.Range(0, slots).Select(_ => new SlotSpec("cpu", slotMemoryBytes)).ToList()), WireJson.Options);
         response.EnsureSuccessStatusCode();
         return (await response.Content.ReadFromJsonAsync<RegisterHostResponse>(WireJson.Options))!;

@@ -13,8 +13,9 @@ using Microsoft.Extensions.Options;
 
 namespace LongSeqService.Api.Hosts;
 
-/// <summary>/v1/hosts: trainer hosts register and heartbeat (host keys); anyone signed in can see the
-/// hosts and their slots, with job ids shown only for the caller's own jobs.</summary>
+/// <summary>/v1/hosts: trainer hosts register and heartbeat (host keys, each bound to one host); a heartbeat's
+/// answer leases the host its placed runs. Anyone signed in can see the hosts and their slots, with job ids
+/// shown only for the caller's own jobs.</summary>
 public static class HostEndpoints
 {
     public static void MapHostApi(this IEndpointRouteBuilder app)
@@ -23,7 +24,7 @@ public static class HostEndpoints
         hosts.MapGet("/", List).RequireAuthorization(Policies.Tenant).WithSummary("Trainer hosts, their slots and what holds each");
         hosts.MapGet("/{id:int}", Get).RequireAuthorization(Policies.Tenant).WithSummary("One trainer host");
         hosts.MapPost("/register", Register).RequireAuthorization(Policies.Host).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status409Conflict).WithSummary("A trainer host registers its slots (host key)");
-        hosts.MapPost("/{id:int}/heartbeat", Heartbeat).RequireAuthorization(Policies.Host).WithSummary("A trainer host is alive; the answer lists runs to stop");
+        hosts.MapPost("/{id:int}/heartbeat", Heartbeat).RequireAuthorization(Policies.Host).ProducesProblem(StatusCodes.Status404NotFound).WithSummary("A trainer host is alive; the answer lists runs to stop and runs leased to it to start");
     }
 
     private static async Task<Ok<List<HostDto>>> List(ClaimsPrincipal user, ServiceDb db) =>
@@ -42,55 +43,77 @@ public static class HostEndpoints
         return hosts.Select(h => h.ToDto(id => id is { } j && visible.Contains(j) ? j : null)).ToList();
     }
 
-    private static async Task<Results<Ok<RegisterHostResponse>, ProblemHttpResult>> Register(RegisterHostRequest request, ServiceDb db,
-        LivenessCheck liveness, PlacementTrigger placement, IOptions<SchedulerOptions> scheduler, IOptions<LongSeqOptions> options, IConfiguration config)
+    private static async Task<Results<Ok<RegisterHostResponse>, ProblemHttpResult>> Register(RegisterHostRequest request, ClaimsPrincipal user, ServiceDb db,
+        LivenessCheck liveness, PlacementTrigger placement, IOptions<SchedulerOptions> scheduler)
     {
         if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200) return Problems.Invalid("name", "required: 1 to 200 characters");
         if (request.Slots is not { Count: >= 1 and <= 1024 }) return Problems.Invalid("slots", "a host needs 1 to 1024 slots");
         if (request.Slots.Any(s => string.IsNullOrWhiteSpace(s.Device))) return Problems.Invalid("slots", "every slot needs a device (cpu, cuda:0, …)");
 
+        var key = user.KeyId();
         var now = DateTime.UtcNow;
         var host = await db.Hosts.FirstOrDefaultAsync(h => h.Name == request.Name);
+        // Checked before anything changes: another key's host name is refused without touching its runs.
+        if (host is { KeyId: { } owner } && owner != key) return HostOwnership.Forbidden(host.Id);
+        if (await db.Hosts.AsNoTracking().Where(h => h.KeyId == key && h.Name != request.Name).Select(h => new { h.Id, h.Name }).FirstOrDefaultAsync() is { } other)
+            return Problems.Status(StatusCodes.Status403Forbidden, "Not this key's host", $"this host key is bound to host {other.Id} ('{other.Name}'); a host key is one host: create another key for another host");
         if (host == null)
         {
-            host = new TrainerHost { Name = request.Name, State = HostStates.Online, RegisteredAt = now, LastHeartbeatAt = now };
+            host = new TrainerHost { Name = request.Name, State = HostStates.Online, RegisteredAt = now, LastHeartbeatAt = now, KeyId = key };
             db.Hosts.Add(host);
             try { await db.SaveChangesAsync(); }
-            catch (DbUpdateException) { return Problems.Conflict($"host '{request.Name}' is registering concurrently; retry"); }
+            catch (DbUpdateException) { return Problems.Conflict($"host '{request.Name}' (or another host of this key) is registering concurrently; retry"); }
         }
         else
         {
             // The same host starting again: what it ran died with the old process. Requeue those runs
             // (they resume from their checkpoints) before its slots are replaced.
-            await liveness.RequeueRunsOfLostHostsAsync(restartedHost: host.Id);
+            await liveness.RequeueRunsOfLostHostsAsync(host: host.Id, why: $"host {host.Id} restarted");
             host.State = HostStates.Online;
             host.RegisteredAt = now;
             host.LastHeartbeatAt = now;
+            host.KeyId = key;
             await db.HostSlots.Where(s => s.HostId == host.Id).ExecuteDeleteAsync();
             await db.SaveChangesAsync();
         }
         db.HostSlots.AddRange(request.Slots.Select((s, i) => new HostSlot { HostId = host.Id, Index = i, Device = s.Device, MemoryBytes = s.MemoryBytes }));
         await db.SaveChangesAsync();
         placement.Request();
-        var conn = options.Value.ShareDatabaseWithHosts ? ApiSetup.ConnectionString(config) : null;
-        return TypedResults.Ok(new RegisterHostResponse(host.Id, HostQueues.For(host.Id), scheduler.Value.HeartbeatSeconds, conn));
+        var o = scheduler.Value;
+        return TypedResults.Ok(new RegisterHostResponse(host.Id, o.HeartbeatSeconds, LeaseSeconds(o)));
     }
 
-    private static async Task<Results<Ok<HeartbeatResponse>, NotFound>> Heartbeat(int id, HeartbeatRequest request, ServiceDb db, PlacementTrigger placement)
+    /// <summary>A trainer outlives a silent host process this long at most: half the API's host timeout, so a
+    /// frozen host's trainers are dead before the API declares the host lost and places its runs elsewhere.</summary>
+    public static int LeaseSeconds(SchedulerOptions o) => Math.Max(2, o.HostTimeoutSeconds / 2);
+
+    private static async Task<Results<Ok<HeartbeatResponse>, ProblemHttpResult>> Heartbeat(int id, HeartbeatRequest request, ClaimsPrincipal user,
+        ServiceDb db, LivenessCheck liveness, PlacementTrigger placement)
     {
+        if (await HostOwnership.RefuseAsync(db, user, id) is { } refused) return refused;
         var now = DateTime.UtcNow;
-        int n = await db.Hosts.Where(h => h.Id == id).ExecuteUpdateAsync(s => s.SetProperty(h => h.LastHeartbeatAt, now));
-        if (n == 0) return TypedResults.NotFound(); // unknown host: it should register again
-        if (await db.Hosts.Where(h => h.Id == id && h.State == HostStates.Lost).ExecuteUpdateAsync(s => s.SetProperty(h => h.State, HostStates.Online)) > 0)
-            placement.Request(); // back from the dead with empty slots
+        await db.Hosts.Where(h => h.Id == id).ExecuteUpdateAsync(s => s.SetProperty(h => h.LastHeartbeatAt, now));
+        bool lost = await db.Hosts.AnyAsync(h => h.Id == id && h.State == HostStates.Lost);
+        if (lost)
+        {
+            // Declared lost while it was silent: whatever it still runs is a stale attempt. Finish the requeue
+            // here (the sweep may not have got to it yet), then take the host back with empty slots.
+            await liveness.RequeueRunsOfLostHostsAsync(host: id, why: $"host {id} was lost (no heartbeat)");
+            await db.Hosts.Where(h => h.Id == id).ExecuteUpdateAsync(s => s.SetProperty(h => h.State, HostStates.Online));
+            placement.Request();
+        }
 
         // Stop what the host runs but should not: cancelled by a user, or requeued while it was unreachable.
         var running = request.Running ?? [];
         var ids = running.Select(r => r.JobId).ToList();
         var current = await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.Id)).Select(j => new { j.Id, j.State, j.HostId, j.Attempt }).ToListAsync();
-        var stop = running.Where(r => current.FirstOrDefault(j => j.Id == r.JobId) is not { } j
+        var stop = running.Where(r => lost || current.FirstOrDefault(j => j.Id == r.JobId) is not { } j
                 || j.HostId != id || j.Attempt != r.Attempt || j.State is not (JobStates.Running or JobStates.Scheduled))
             .Select(r => r.JobId).ToList();
-        return TypedResults.Ok(new HeartbeatResponse(stop));
+        // The lease: runs placed on this host that it has not started yet.
+        var start = lost ? [] : (await db.Jobs.AsNoTracking().Where(j => j.HostId == id && j.State == JobStates.Scheduled)
+                .Select(j => new RunningRun(j.Id, j.Attempt)).ToListAsync())
+            .Where(r => !running.Contains(r)).ToList();
+        return TypedResults.Ok(new HeartbeatResponse(stop, start, lost));
     }
 }

@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using LongSeqService.Api.Auth;
 using LongSeqService.Api.Infrastructure;
 using LongSeqService.Api.Jobs;
@@ -16,9 +17,12 @@ using Microsoft.Extensions.Options;
 namespace LongSeqService.Api.Hosts;
 
 /// <summary>
-/// What a trainer host calls while executing a run (host keys only): start (scheduled → running, only
-/// for the host and attempt the job is bound to, so a duplicate or stale Hangfire execution is refused),
-/// metrics (every trainer_log.jsonl record), finish (running → succeeded | failed, cancelling → cancelled).
+/// What a trainer host calls while executing a run (host keys only, each checked against the one host it
+/// is bound to): start (scheduled → running, only for the host and attempt the job is bound to, so a
+/// duplicate or stale start is refused), metrics (trainer_log.jsonl records), finish (running → succeeded |
+/// failed | back to queued, cancelling → cancelled). Every report carries the attempt, the fencing token:
+/// a stale attempt gets 409 and its host stops that trainer. Each is a guarded UPDATE, so a report
+/// replayed from the host's spool is applied once.
 /// </summary>
 public static class RunEndpoints
 {
@@ -30,9 +34,10 @@ public static class RunEndpoints
         runs.MapPost("/finish", Finish).WithSummary("Report how a run ended");
     }
 
-    private static async Task<Results<Ok<StartRunResponse>, ProblemHttpResult>> Start(int hostId, Guid jobId, StartRunRequest request,
+    private static async Task<Results<Ok<StartRunResponse>, ProblemHttpResult>> Start(int hostId, Guid jobId, StartRunRequest request, ClaimsPrincipal user,
         ServiceDb db, JobStateMachine jobs, DatasetStore store, IOptions<LongSeqOptions> o, PlacementTrigger placement)
     {
+        if (await HostOwnership.RefuseAsync(db, user, hostId) is { } refused) return refused;
         var now = DateTime.UtcNow;
         bool started = await jobs.TryMoveAsync(jobId, JobStates.Scheduled, JobStates.Running, $"attempt {request.Attempt} started on host {hostId}",
             s => s.SetProperty(j => j.StartedAt, j => j.StartedAt ?? now), q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt));
@@ -62,16 +67,25 @@ public static class RunEndpoints
             JobPaths.RunDir(o.Value, jobId), JobPaths.OutputDir(o.Value, jobId)));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Metrics(int hostId, Guid jobId, TrainerLogRecord[] records, MetricIngest ingest)
+    private static async Task<Results<NoContent, ProblemHttpResult>> Metrics(int hostId, Guid jobId, RunMetricsRequest request, ClaimsPrincipal user,
+        ServiceDb db, MetricIngest ingest)
     {
-        var accepted = await ingest.IngestAsync(hostId, jobId, records);
-        return accepted ? TypedResults.NoContent() : Problems.Conflict($"job {jobId} is not running on host {hostId}");
+        if (await HostOwnership.RefuseAsync(db, user, hostId) is { } refused) return refused;
+        if (request.Records is not { Count: <= 10_000 }) return Problems.Invalid("records", "1 to 10000 trainer_log.jsonl records");
+        var accepted = await ingest.IngestAsync(hostId, jobId, request.Attempt, request.Records);
+        return accepted ? TypedResults.NoContent() : Stale(jobId, request.Attempt, hostId);
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Finish(int hostId, Guid jobId, FinishRunRequest request, JobStateMachine jobs, PlacementTrigger placement, IOptions<LongSeqOptions> o)
+    /// <summary>409: this attempt is no longer the job's current one on this host; the host must stop it.</summary>
+    private static ProblemHttpResult Stale(Guid jobId, int attempt, int hostId) =>
+        Problems.Conflict($"job {jobId} attempt {attempt} is not running on host {hostId}: stop this trainer");
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> Finish(int hostId, Guid jobId, FinishRunRequest request, ClaimsPrincipal user,
+        ServiceDb db, JobStateMachine jobs, PlacementTrigger placement, IOptions<LongSeqOptions> o)
     {
-        if (request.Outcome is not (RunOutcomes.Succeeded or RunOutcomes.Failed or RunOutcomes.Cancelled))
-            return Problems.Invalid("outcome", "one of succeeded, failed, cancelled");
+        if (await HostOwnership.RefuseAsync(db, user, hostId) is { } refused) return refused;
+        if (request.Outcome is not (RunOutcomes.Succeeded or RunOutcomes.Failed or RunOutcomes.Cancelled or RunOutcomes.Interrupted))
+            return Problems.Invalid("outcome", "one of succeeded, failed, cancelled, interrupted");
         Func<IQueryable<Job>, IQueryable<Job>> mine = q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt);
         // The trainer's last line names its files by absolute path; the tenant reads it without the server's data directory.
         var error = JobPaths.Scrub(o.Value, request.Error is { Length: > 2000 } e ? e[..2000] : request.Error);
@@ -82,9 +96,13 @@ public static class RunEndpoints
             RunOutcomes.Failed => await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Failed, $"trainer exited with code {request.ExitCode}: {error}",
                                       s => s.SetProperty(j => j.Error, error), mine)
                                || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "stopped", guard: mine),
+            RunOutcomes.Interrupted => await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Queued,
+                                          $"attempt {request.Attempt} interrupted on host {hostId} ({error ?? "no reason given"}); requeued, resumes from its newest checkpoint",
+                                          s => s.SetProperty(j => j.HostId, (int?)null), mine)
+                                    || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "stopped", guard: mine),
             _ => await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "trainer stopped", guard: mine),
         };
-        if (!done) return Problems.Conflict($"job {jobId} attempt {request.Attempt} is not running on host {hostId}");
+        if (!done) return Stale(jobId, request.Attempt, hostId);
         placement.Request();
         return TypedResults.NoContent();
     }

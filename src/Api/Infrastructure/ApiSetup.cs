@@ -73,6 +73,7 @@ public static class ApiSetup
 
         services.ConfigureHttpJsonOptions(o => WireJson.Configure(o.SerializerOptions));
         services.AddProblemDetails();
+        services.AddExceptionHandler<DatabaseUnavailableHandler>();
         services.AddApiKeyAuth();
         services.AddSignalR().AddJsonProtocol(o => WireJson.Configure(o.PayloadSerializerOptions));
         services.AddOpenApi(o => o.AddDocumentTransformer<OpenApiDocumentSetup>());

@@ -11,8 +11,6 @@ public sealed class LongSeqOptions
     public string? BootstrapApiKey { get; set; }
     /// <summary>A trainer-host key to seed at start-up (LONGSEQ_BOOTSTRAP_HOST_KEY; run.sh sets it).</summary>
     public string? BootstrapHostKey { get; set; }
-    /// <summary>Give registering hosts the Hangfire database connection, so a host needs only --api and --token.</summary>
-    public bool ShareDatabaseWithHosts { get; set; } = true;
 
     public string DataPath(params string[] parts) => Path.GetFullPath(Path.Combine([DataDir, .. parts]));
 

@@ -9,17 +9,22 @@ using Microsoft.EntityFrameworkCore;
 namespace LongSeqService.Api.Progress;
 
 /// <summary>
-/// Stores trainer_log.jsonl records as metrics (one row per step; a step logged again after a resume
-/// replaces the old row), moves the job's progress figures forward (step, loss, tokens/s, trained
+/// Stores trainer_log.jsonl records of the job's current attempt as metrics (one row per step; a step
+/// logged again after a resume replaces the old row, so a batch replayed from a host's spool changes
+/// nothing: idempotent per (job, attempt, step)); a stale attempt's records are refused. Moves the job's progress figures forward (step, loss, tokens/s, trained
 /// tokens, ETA) and pushes each record to the hub.
 /// </summary>
 public sealed class MetricIngest(ServiceDb db, IJobNotifier notifier)
 {
-    public async Task<bool> IngestAsync(int hostId, Guid jobId, IReadOnlyList<TrainerLogRecord> records)
+    public async Task<bool> IngestAsync(int hostId, Guid jobId, int attempt, IReadOnlyList<TrainerLogRecord> records)
     {
-        var job = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId && j.HostId == hostId && (j.State == JobStates.Running || j.State == JobStates.Cancelling))
-            .Select(j => new { j.TenantId }).FirstOrDefaultAsync();
-        if (job == null) return false;
+        // FOR SHARE: a requeue (a new attempt) waits for this batch to commit, so no stale record slips in after it.
+        await using var tx = await db.Database.BeginTransactionAsync();
+        var tenant = await db.Database.SqlQuery<Guid>($@"
+            SELECT tenant_id AS ""Value"" FROM jobs WHERE id = {jobId} AND host_id = {hostId} AND attempt = {attempt}
+              AND state IN ({JobStates.Running}, {JobStates.Cancelling}) FOR SHARE").ToListAsync();
+        if (tenant.Count == 0) return false;
+        var job = new { TenantId = tenant[0] };
         if (records.Count == 0) return true;
         var now = DateTime.UtcNow;
         foreach (var r in records)
@@ -40,6 +45,7 @@ public sealed class MetricIngest(ServiceDb db, IJobNotifier notifier)
             .SetProperty(j => j.TrainedTokens, j => tokens ?? j.TrainedTokens)
             .SetProperty(j => j.EstimatedFinish, j => eta ?? j.EstimatedFinish)
             .SetProperty(j => j.UpdatedAt, now));
+        await tx.CommitAsync();
         foreach (var r in records) await notifier.ProgressAsync(job.TenantId, new MetricDto(jobId, r.CurrentSteps, now, r));
         return true;
     }

@@ -45,6 +45,8 @@ public sealed class ServiceDb(DbContextOptions<ServiceDb> options) : DbContext(o
         b.Entity<TrainerHost>(h =>
         {
             h.HasIndex(x => x.Name).IsUnique();
+            h.HasIndex(x => x.KeyId).IsUnique(); // a host key is exactly one host
+            h.HasOne<ApiKey>().WithMany().HasForeignKey(x => x.KeyId).OnDelete(DeleteBehavior.SetNull);
             h.HasMany(x => x.Slots).WithOne().HasForeignKey(s => s.HostId).OnDelete(DeleteBehavior.Cascade);
         });
         b.Entity<HostSlot>(s =>

@@ -17,9 +17,12 @@ public sealed class TrainerHost
     public required string State { get; set; }
     public DateTime RegisteredAt { get; set; }
     public DateTime LastHeartbeatAt { get; set; }
+    /// <summary>The host key this host is bound to (set at its first registration): only that key may
+    /// register, heartbeat or report for this host id, and that key may be no other host.</summary>
+    public Guid? KeyId { get; set; }
     public List<HostSlot> Slots { get; set; } = [];
 
-    public HostDto ToDto(Func<Guid?, Guid?> showJob) => new(Id, Name, State, HostQueues.For(Id), RegisteredAt, LastHeartbeatAt,
+    public HostDto ToDto(Func<Guid?, Guid?> showJob) => new(Id, Name, State, RegisteredAt, LastHeartbeatAt,
         Slots.Count, Slots.Count(s => s.JobId == null),
         Slots.OrderBy(s => s.Index).Select(s => new SlotDto(s.Index, s.Device, s.MemoryBytes, showJob(s.JobId))).ToList());
 }

@@ -18,12 +18,11 @@ namespace LongSeqService.Scheduler.Placement;
 /// on a host still online (PostgreSQL's row locks make the loser wait, then re-check). If any of that
 /// takes fewer rows than planned — another pass or a cancel got there first — the bulk transaction rolls
 /// back and the plan is bound one decision per transaction instead, each all-or-nothing, so the rest
-/// still goes through. Runs are dispatched to their hosts only after their binding has committed.
+/// still goes through. A bound run reaches its host as a lease in the host's next heartbeat answer (no
+/// queue the host reads: hosts hold no database credential).
 /// </summary>
-public sealed class PlacementPass(ServiceDb db, RunDispatcher dispatcher, IJobNotifier notifier, ILogger<PlacementPass> log)
+public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<PlacementPass> log)
 {
-    private const int DispatchParallelism = 8;
-
     public async Task<IReadOnlyList<Binding>> RunAsync(CancellationToken ct = default)
     {
         var clock = Stopwatch.StartNew();
@@ -49,15 +48,10 @@ public sealed class PlacementPass(ServiceDb db, RunDispatcher dispatcher, IJobNo
         }
         var bind = clock.Elapsed;
 
-        // One Hangfire enqueue per run (its own transaction, ~10 statements): most of a big pass's time.
-        // They are independent, so several go at once; the client is thread-safe.
-        await Parallel.ForEachAsync(bound, new ParallelOptions { MaxDegreeOfParallelism = DispatchParallelism, CancellationToken = ct }, async (b, _) =>
-        {
-            dispatcher.Dispatch(b.Binding.JobId, b.Attempt, b.Binding.HostId);
+        foreach (var b in bound)
             await notifier.StateChangedAsync(b.TenantId, new JobStateMessage(b.Binding.JobId, JobStates.Scheduled, JobStates.Queued, b.Reason, b.At));
-        });
         if (bound.Count > 0)
-            log.LogInformation("placement bound {Count} of {Queued} queued jobs in {Total:F0} ms (snapshot and plan {Read:F0} ms, bind {Bind:F0} ms, dispatch {Dispatch:F0} ms)",
+            log.LogInformation("placement bound {Count} of {Queued} queued jobs in {Total:F0} ms (snapshot and plan {Read:F0} ms, bind {Bind:F0} ms, notify {Notify:F0} ms)",
                 bound.Count, queue.Count, clock.Elapsed.TotalMilliseconds, read.TotalMilliseconds, (bind - read).TotalMilliseconds, (clock.Elapsed - bind).TotalMilliseconds);
         return bound.Select(b => b.Binding).ToList();
     }

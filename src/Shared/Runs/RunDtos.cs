@@ -1,8 +1,9 @@
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Progress;
 
 namespace LongSeqService.Shared.Runs;
 
-/// <summary>The host asks to start attempt N of a job it was assigned.</summary>
+/// <summary>The host asks to start attempt N of a job it was leased (listed in a heartbeat's answer).</summary>
 public sealed record StartRunRequest(int Attempt);
 
 /// <summary>What the host needs to launch the trainer. Paths are on the artifact store, which the
@@ -15,7 +16,14 @@ public static class RunOutcomes
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";
     public const string Cancelled = "cancelled";
+    /// <summary>The host stopped the run without an outcome (it is shutting down, or its trainers outlived
+    /// their lease): the job goes back to the queue and resumes from its newest checkpoint.</summary>
+    public const string Interrupted = "interrupted";
 }
+
+/// <summary>trainer_log.jsonl records of one attempt. Every report carries the attempt (the fencing
+/// token): the API refuses a stale one with 409, and the host then stops that trainer.</summary>
+public sealed record RunMetricsRequest(int Attempt, IReadOnlyList<TrainerLogRecord> Records);
 
 /// <summary>The host reports how a run ended.</summary>
 public sealed record FinishRunRequest(int Attempt, string Outcome, int? ExitCode, string? Error);

@@ -1,15 +1,14 @@
-using Hangfire;
-using Hangfire.PostgreSql;
-using Hangfire.PostgreSql.Factories;
 using LongSeqService.Shared.Hosts;
-using LongSeqService.Shared.Runs;
 
 namespace LongSeqService.Trainer.Host;
 
 /// <summary>
-/// The trainer host process: registers its slots (retrying until the API answers), serves its own
-/// Hangfire queue (host-&lt;id&gt;) with one worker per slot, heartbeats, and stops the runs the API
-/// lists in a heartbeat's answer. If the API forgets the host (404), it stops its runs and registers again.
+/// The trainer host process: registers its slots (retrying until the API answers), heartbeats, and does
+/// what each answer says — in this order: if it was declared lost, stop every trainer; stop the runs
+/// listed to stop; start the runs leased to it. It holds no database credential: runs reach it only
+/// through these answers. A lease thread touches the lease file every second; the trainers' supervisors
+/// kill a trainer whose host stopped touching it (see <see cref="TrainerProcess"/>). Reports (metrics, the
+/// end of a run) go through the on-disk <see cref="ReportSpool"/>, so none is lost while the API is away.
 /// </summary>
 public sealed class HostAgent : IAsyncDisposable
 {
@@ -17,7 +16,11 @@ public sealed class HostAgent : IAsyncDisposable
     private readonly TextWriter _log;
     private readonly HostApiClient _api;
     private readonly RunExecutor _executor;
-    private BackgroundJobServer? _server;
+    private readonly ReportSpool _spool;
+    private readonly CancellationTokenSource _stopped = new();
+    private readonly CancellationTokenSource _shutdown = new();
+    private Task? _spooling;
+    private Thread? _leaseThread;
     private RegisterHostResponse? _registration;
 
     public HostAgent(HostOptions options, TextWriter log, HttpMessageHandler? apiHandler = null)
@@ -25,15 +28,21 @@ public sealed class HostAgent : IAsyncDisposable
         _options = options;
         _log = TextWriter.Synchronized(log);
         _api = new HostApiClient(options.Api, options.Token, apiHandler);
-        _executor = new RunExecutor(options, _api, () => _registration?.HostId ?? throw new InvalidOperationException("not registered"), _log);
-        GlobalConfiguration.Configuration.UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings();
+        _spool = new ReportSpool(Path.Combine(options.StateDir, "spool"), _api, r => _executor!.Stop(r.JobId, r.Attempt), _log);
+        _executor = new RunExecutor(options, _api, _spool, _log);
     }
 
     public int? HostId => _registration?.HostId;
     public IReadOnlyList<RunningRun> Running => _executor.Running;
+    public int PendingReports => _spool.Pending;
+    private string LeaseFile => Path.Combine(_options.StateDir, "host.lease");
 
     public async Task RunAsync(CancellationToken ct)
     {
+        Directory.CreateDirectory(_options.StateDir);
+        using var shutdown = ct.Register(() => _shutdown.Cancel());
+        StartLeaseThread();
+        _spooling = _spool.RunAsync(_stopped.Token);
         await RegisterAsync(ct);
         while (!ct.IsCancellationRequested)
         {
@@ -48,11 +57,17 @@ public sealed class HostAgent : IAsyncDisposable
                     await RegisterAsync(ct);
                     continue;
                 }
+                if (answer.Lost)
+                {
+                    _log.WriteLine("the API declared this host lost (it was silent too long); its runs were requeued: stopping every trainer");
+                    _executor.StopAll();
+                }
                 foreach (var jobId in answer.Stop)
                 {
                     _log.WriteLine($"run {jobId}: stop requested by the API");
                     _executor.Stop(jobId);
                 }
+                foreach (var run in answer.Start) _executor.Start(_registration.HostId, run.JobId, run.Attempt, _shutdown.Token);
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
             {
@@ -68,51 +83,49 @@ public sealed class HostAgent : IAsyncDisposable
         {
             try
             {
-                var registration = await _api.RegisterAsync(new RegisterHostRequest(_options.Name, slots), ct);
-                if (_server != null && registration.Queue != _registration?.Queue) { _server.Dispose(); _server = null; }
-                _registration = registration;
+                _registration = await _api.RegisterAsync(new RegisterHostRequest(_options.Name, slots), ct);
                 break;
             }
-            catch (HttpRequestException e) when (!ct.IsCancellationRequested)
+            catch (HttpRequestException e) when (!ct.IsCancellationRequested && e.StatusCode is not System.Net.HttpStatusCode.Forbidden)
             {
                 if (attempt % 5 == 0) _log.WriteLine($"registering with {_options.Api} failed ({e.Message}); retrying");
                 await Task.Delay(TimeSpan.FromSeconds(2), ct);
             }
         }
-        var db = _options.Database ?? _registration.HangfireConnectionString
-                 ?? throw new InvalidOperationException("no Hangfire database: pass --db (the API does not share its connection)");
-        _server ??= StartServer(db, _registration.Queue);
-        _log.WriteLine($"host '{_options.Name}' registered as host {_registration.HostId} with {_options.Slots} {_options.Device} slot(s); serving queue {_registration.Queue}");
+        _executor.Lease = new TrainerProcess.Lease(LeaseFile, _registration.LeaseSeconds, "");
+        _log.WriteLine($"host '{_options.Name}' registered as host {_registration.HostId} with {_options.Slots} {_options.Device} slot(s); trainers hold a {_registration.LeaseSeconds} s lease");
     }
 
-    private BackgroundJobServer StartServer(string db, string queue)
+    /// <summary>A plain thread, not the thread pool: the lease says "this process runs", nothing more.</summary>
+    private void StartLeaseThread()
     {
-        var storageOptions = new PostgreSqlStorageOptions { PrepareSchemaIfNecessary = false, QueuePollInterval = TimeSpan.FromSeconds(1) };
-        var storage = new PostgreSqlStorage(new NpgsqlConnectionFactory(db, storageOptions), storageOptions);
-        return new BackgroundJobServer(new BackgroundJobServerOptions
+        Touch();
+        _leaseThread = new Thread(() =>
         {
-            Queues = [queue],
-            WorkerCount = Math.Max(1, _options.Slots),
-            ServerName = $"{_options.Name}:{queue}:{Environment.ProcessId}",
-            Activator = new ExecutorActivator(_executor),
-            ShutdownTimeout = _options.KillGrace + TimeSpan.FromSeconds(10),
-        }, storage);
+            while (!_stopped.Token.WaitHandle.WaitOne(TimeSpan.FromSeconds(1))) Touch();
+        }) { IsBackground = true, Name = "host-lease" };
+        _leaseThread.Start();
     }
 
+    private void Touch()
+    {
+        try
+        {
+            if (!File.Exists(LeaseFile)) File.WriteAllText(LeaseFile, "");
+            File.SetLastWriteTimeUtc(LeaseFile, DateTime.UtcNow);
+        }
+        catch (IOException e) { _log.WriteLine($"lease file: {e.Message}"); }
+    }
+
+    /// <summary>Stops the trainers (each run is spooled as interrupted), gives the spool a moment to deliver, then stops.</summary>
     public async ValueTask DisposeAsync()
     {
-        _executor.StopAll();
-        if (_server != null)
-        {
-            _server.SendStop();
-            await Task.Run(() => _server.Dispose());
-        }
+        await _shutdown.CancelAsync();
+        await _executor.WhenAllEndedAsync();
+        await _stopped.CancelAsync();
+        if (_spooling != null) await _spooling;
+        using (var flush = new CancellationTokenSource(_options.ShutdownFlush))
+            try { await _spool.DrainAsync(flush.Token); } catch (OperationCanceledException) { }
         _api.Dispose();
-    }
-
-    /// <summary>Hangfire asks for an IRunExecutor; this host's executor answers.</summary>
-    private sealed class ExecutorActivator(RunExecutor executor) : JobActivator
-    {
-        public override object ActivateJob(Type jobType) => jobType == typeof(IRunExecutor) || jobType == typeof(RunExecutor) ? executor : base.ActivateJob(jobType);
     }
 }

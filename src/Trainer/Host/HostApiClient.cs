@@ -2,13 +2,14 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using LongSeqService.Shared.Hosts;
-using LongSeqService.Shared.Progress;
 using LongSeqService.Shared.Runs;
 using LongSeqService.Shared.Wire;
 
 namespace LongSeqService.Trainer.Host;
 
-/// <summary>The host's side of the API's host endpoints (REST with the host key).</summary>
+/// <summary>The host's side of the API's host endpoints (REST with the host key). Transient failures (no
+/// connection, a timeout, 5xx such as the 503 of an API whose database is away) throw
+/// <see cref="HttpRequestException"/>; refusals (403/404/409) come back as their status.</summary>
 public sealed class HostApiClient : IDisposable
 {
     private readonly HttpClient _http;
@@ -37,31 +38,27 @@ public sealed class HostApiClient : IDisposable
         return await response.Content.ReadFromJsonAsync<HeartbeatResponse>(WireJson.Options, ct);
     }
 
-    /// <summary>Null when the run is not (or no longer) this host's to start: a duplicate or stale execution.</summary>
+    /// <summary>Null when the run is not (or no longer) this host's to start: a duplicate or stale lease.</summary>
     public async Task<StartRunResponse?> StartRunAsync(int hostId, Guid jobId, int attempt, CancellationToken ct)
     {
         using var response = await _http.PostAsJsonAsync($"/v1/hosts/{hostId}/runs/{jobId}/start", new StartRunRequest(attempt), WireJson.Options, ct);
-        if (response.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.NotFound) return null;
+        if (IsRefusal(response.StatusCode)) return null;
         await EnsureAsync(response, ct);
         return await response.Content.ReadFromJsonAsync<StartRunResponse>(WireJson.Options, ct);
     }
 
-    /// <summary>False when the API refuses them because the run is no longer this host's.</summary>
-    public async Task<bool> SendMetricsAsync(int hostId, Guid jobId, IReadOnlyList<TrainerLogRecord> records, CancellationToken ct)
+    /// <summary>Posts one spooled report; true when the API took it, false when it refused it for good
+    /// (a stale attempt, not this key's host).</summary>
+    public async Task<bool> ReportAsync(string path, object body, CancellationToken ct)
     {
-        using var response = await _http.PostAsJsonAsync($"/v1/hosts/{hostId}/runs/{jobId}/metrics", records, WireJson.Options, ct);
-        if (response.StatusCode == HttpStatusCode.Conflict) return false;
+        using var response = await _http.PostAsJsonAsync(path, body, WireJson.Options, ct);
+        // Any 4xx but a timeout or throttling is an answer that will not change: drop the report, do not block the spool.
+        if ((int)response.StatusCode is >= 400 and < 500 && response.StatusCode is not (HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests)) return false;
         await EnsureAsync(response, ct);
         return true;
     }
 
-    public async Task<bool> FinishAsync(int hostId, Guid jobId, FinishRunRequest request, CancellationToken ct)
-    {
-        using var response = await _http.PostAsJsonAsync($"/v1/hosts/{hostId}/runs/{jobId}/finish", request, WireJson.Options, ct);
-        if (response.StatusCode == HttpStatusCode.Conflict) return false;
-        await EnsureAsync(response, ct);
-        return true;
-    }
+    private static bool IsRefusal(HttpStatusCode status) => status is HttpStatusCode.Conflict or HttpStatusCode.NotFound or HttpStatusCode.Forbidden;
 
     private static async Task EnsureAsync(HttpResponseMessage response, CancellationToken ct)
     {

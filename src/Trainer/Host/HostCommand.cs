@@ -1,22 +1,25 @@
 namespace LongSeqService.Trainer.Host;
 
 /// <summary>
-/// <c>trainer host --api URL --token HOSTKEY [--slots N] [--name NAME] [--db CONN] [--trainer-command "CMD"]</c>:
-/// registers this machine's slots with the API, heartbeats, serves its own Hangfire queue and runs the
-/// trainer for each run placed here. Runs until SIGINT/SIGTERM, then stops its trainers.
-/// Environment fallbacks: LONGSEQ_API_URL, LONGSEQ_HOST_KEY, LONGSEQ_TRAINER_SLOTS, LONGSEQ_TRAINER_COMMAND, LONGSEQ_DB.
+/// <c>trainer host --api URL --token-file FILE [--slots N] [--name NAME] [--state-dir DIR] [--trainer-command "CMD"]</c>:
+/// registers this machine's slots with the API, heartbeats, runs the trainer for each run leased to it.
+/// Runs until SIGINT/SIGTERM, then stops its trainers. The host key comes from a file or LONGSEQ_HOST_KEY,
+/// never the command line (anyone can read a command line in ps). Environment fallbacks: LONGSEQ_API_URL,
+/// LONGSEQ_HOST_KEY_FILE, LONGSEQ_HOST_KEY, LONGSEQ_TRAINER_SLOTS, LONGSEQ_HOST_NAME, LONGSEQ_HOST_STATE_DIR,
+/// LONGSEQ_TRAINER_COMMAND.
 /// </summary>
 public static class HostCommand
 {
     public const string Usage = """
-        usage: trainer host --api URL --token HOSTKEY [--slots N] [--slot-memory BYTES] [--name NAME] [--db CONNECTION] [--trainer-command "CMD ARGS"]
+        usage: trainer host --api URL --token-file FILE [--slots N] [--slot-memory BYTES] [--name NAME] [--state-dir DIR] [--trainer-command "CMD ARGS"]
           --api              the LongSeqService API, e.g. http://127.0.0.1:5080      (LONGSEQ_API_URL)
-          --token            a host key (POST /v1/keys {"tenant":…, "role":"host"})   (LONGSEQ_HOST_KEY)
+          --token-file       a file holding the host key (POST /v1/keys {"tenant":…, "role":"host"}; one key per host)
+                                                                                       (LONGSEQ_HOST_KEY_FILE, or the key itself in LONGSEQ_HOST_KEY)
           --slots            CPU slots this host offers (default 4)                    (LONGSEQ_TRAINER_SLOTS)
           --slot-memory      memory budget of each CPU slot, e.g. 6G (placement and
                              sequence_parallel_size: auto use it; default: unknown)  (LONGSEQ_SLOT_MEMORY)
-          --name             host name (default: the machine name); the same name is the same host
-          --db               Hangfire's PostgreSQL connection (default: given by the API) (LONGSEQ_DB)
+          --name             host name (default: the machine name); the same name is the same host (LONGSEQ_HOST_NAME)
+          --state-dir        the host's spool and lease (default: $LONGSEQ_DATA_DIR/host-state/NAME) (LONGSEQ_HOST_STATE_DIR)
           --trainer-command  how to launch the trainer CLI (default: this executable)  (LONGSEQ_TRAINER_COMMAND)
         """;
 
@@ -37,6 +40,11 @@ public static class HostCommand
         await using var agent = new HostAgent(options, Console.Out);
         try { await agent.RunAsync(stop.Token); }
         catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+        catch (HttpRequestException e) when (e.StatusCode == System.Net.HttpStatusCode.Forbidden)
+        {
+            Console.Error.WriteLine($"trainer host: the API refused this host key for host '{options.Name}': {e.Message}");
+            return 1;
+        }
         return 0;
     }
 
@@ -49,8 +57,10 @@ public static class HostCommand
             values[args[i][2..]] = args[++i];
         }
         string? Get(string key, string env) => values.Remove(key, out var v) ? v : Environment.GetEnvironmentVariable(env) is { Length: > 0 } e ? e : null;
+        if (values.ContainsKey("token"))
+            throw new ArgumentException("--token is not accepted (a command line is visible to every user in ps): put the key in a file and pass --token-file FILE, or set LONGSEQ_HOST_KEY");
         var api = Get("api", "LONGSEQ_API_URL") ?? throw new ArgumentException("--api is required");
-        var token = Get("token", "LONGSEQ_HOST_KEY") ?? throw new ArgumentException("--token is required");
+        var token = ReadToken(Get("token-file", "LONGSEQ_HOST_KEY_FILE"));
         var slotsText = Get("slots", "LONGSEQ_TRAINER_SLOTS") ?? "4";
         if (!int.TryParse(slotsText, out var slots) || slots < 1) throw new ArgumentException($"--slots must be a positive whole number, got '{slotsText}'");
         if (!Uri.TryCreate(api, UriKind.Absolute, out var apiUri)) throw new ArgumentException($"--api must be an absolute URL, got '{api}'");
@@ -61,13 +71,25 @@ public static class HostCommand
             try { slotMemory = Cli.MaxLengthSearch.ParseBytes(memoryText, "slot-memory"); }
             catch (Cli.CliException e) { throw new ArgumentException(e.Message); }
         }
+        var name = Get("name", "LONGSEQ_HOST_NAME") ?? Environment.MachineName;
+        var stateDir = Get("state-dir", "LONGSEQ_HOST_STATE_DIR")
+                       ?? Path.Combine(Environment.GetEnvironmentVariable("LONGSEQ_DATA_DIR") is { Length: > 0 } d ? d : ".data", "host-state", name);
         var options = new HostOptions
         {
-            Api = apiUri, Token = token, Slots = slots, SlotMemoryBytes = slotMemory, Database = Get("db", "LONGSEQ_DB"),
-            Name = Get("name", "LONGSEQ_HOST_NAME") ?? Environment.MachineName,
+            Api = apiUri, Token = token, Slots = slots, SlotMemoryBytes = slotMemory, Name = name, StateDir = Path.GetFullPath(stateDir),
             TrainerCommand = command != null ? command.Split(' ', StringSplitOptions.RemoveEmptyEntries) : HostOptions.SelfCommand(),
         };
         if (values.Count > 0) throw new ArgumentException($"unknown option --{values.Keys.First()}");
         return options;
+    }
+
+    private static string ReadToken(string? file)
+    {
+        if (file == null)
+            return Environment.GetEnvironmentVariable("LONGSEQ_HOST_KEY") is { Length: > 0 } key ? key
+                : throw new ArgumentException("a host key is required: --token-file FILE (or LONGSEQ_HOST_KEY_FILE, or the key in LONGSEQ_HOST_KEY)");
+        if (!File.Exists(file)) throw new ArgumentException($"--token-file: no file '{file}'");
+        var text = File.ReadAllText(file).Trim();
+        return text.Length > 0 ? text : throw new ArgumentException($"--token-file: '{file}' is empty");
     }
 }

@@ -1,23 +1,28 @@
 namespace LongSeqService.Trainer.Host;
 
-/// <summary>How a trainer host runs: which API, its credential, its slots, and how to launch the trainer.</summary>
+/// <summary>How a trainer host runs: which API, its credential, its slots, where it keeps its state, and how to launch the trainer.</summary>
 public sealed record HostOptions
 {
     public required Uri Api { get; init; }
+    /// <summary>The host key (read from a file or the environment, never the command line).</summary>
     public required string Token { get; init; }
     public int Slots { get; init; } = 4;
     /// <summary>Each slot's memory budget, reported at registration (the memory model's budget for placement); null: unknown.</summary>
     public long? SlotMemoryBytes { get; init; }
     public string Device { get; init; } = "cpu";
     public string Name { get; init; } = Environment.MachineName;
-    /// <summary>The Hangfire database; when null, the one the API hands out at registration.</summary>
-    public string? Database { get; init; }
+    /// <summary>The host's own directory: the report spool and the lease file. Must survive a restart.</summary>
+    public required string StateDir { get; init; }
     /// <summary>The trainer CLI to launch per run, e.g. ["dotnet", "/app/trainer.dll"]; "train &lt;config&gt;" is appended.</summary>
     public required IReadOnlyList<string> TrainerCommand { get; init; }
-    /// <summary>How often the trainer log is read and forwarded.</summary>
+    /// <summary>How often the trainer log is read and spooled.</summary>
     public TimeSpan LogPollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     /// <summary>After SIGTERM, how long a cancelled trainer gets before SIGKILL.</summary>
     public TimeSpan KillGrace { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>How often a trainer killed by a signal is restarted from its newest checkpoint before the run fails.</summary>
+    public int MaxTrainerRestarts { get; init; } = 2;
+    /// <summary>At shutdown, how long the spool may try to deliver what is left (the rest is replayed on the next start).</summary>
+    public TimeSpan ShutdownFlush { get; init; } = TimeSpan.FromSeconds(3);
 
     /// <summary>This very executable (the trainer CLI hosts itself): the apphost, or `dotnet trainer.dll`.</summary>
     public static IReadOnlyList<string> SelfCommand()

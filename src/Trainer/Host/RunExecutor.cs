@@ -5,22 +5,30 @@ using LongSeqService.Shared.Runs;
 namespace LongSeqService.Trainer.Host;
 
 /// <summary>
-/// Executes one run placed on this host (the Hangfire job <see cref="IRunExecutor"/>): asks the API to
-/// start it (refused for a stale or duplicate execution, which then does nothing), writes the run file (config.json),
-/// launches the trainer CLI as a child process, forwards trainer_log.jsonl, and reports the outcome.
-/// A cancel (from the heartbeat's stop list) stops the child's process group; host shutdown stops it too
-/// but reports nothing, so the run is requeued and resumes from its checkpoint.
+/// Executes the runs leased to this host (listed in a heartbeat's answer): asks the API to start each
+/// (refused for a stale or duplicate lease, which then does nothing), writes the run file (config.json), launches the
+/// trainer CLI as a child process, spools trainer_log.jsonl records and the outcome for the API.
+/// A trainer killed by a signal it did not get from us resumes from its newest checkpoint, at most
+/// <see cref="HostOptions.MaxTrainerRestarts"/> times; one that outlived its lease (this host was frozen)
+/// is not restarted: the run is reported interrupted and goes back to the queue. A cancel (the heartbeat's
+/// stop list, or a stale-attempt refusal) stops the child's process group; host shutdown stops it and
+/// reports it interrupted, so it is requeued at once.
 /// </summary>
-public sealed class RunExecutor(HostOptions options, HostApiClient api, Func<int> hostId, TextWriter log) : IRunExecutor
+public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSpool spool, TextWriter log)
 {
-    private readonly ConcurrentDictionary<Guid, (int Attempt, CancellationTokenSource Stop)> _running = new();
+    private sealed record Run(int Attempt, CancellationTokenSource Stop);
+    private readonly ConcurrentDictionary<Guid, Run> _running = new();
+    private readonly ConcurrentDictionary<Guid, Task> _tasks = new();
+
+    /// <summary>The lease the trainers' supervisors watch (set once registered).</summary>
+    public TrainerProcess.Lease? Lease { get; set; }
 
     public IReadOnlyList<RunningRun> Running => _running.Select(kv => new RunningRun(kv.Key, kv.Value.Attempt)).ToList();
 
-    /// <summary>Stops a run this host executes (cancelled, or no longer assigned here).</summary>
-    public void Stop(Guid jobId)
+    /// <summary>Stops a run this host executes (cancelled, or no longer assigned here); only that attempt when given.</summary>
+    public void Stop(Guid jobId, int? attempt = null)
     {
-        if (_running.TryGetValue(jobId, out var run)) run.Stop.Cancel();
+        if (_running.TryGetValue(jobId, out var run) && (attempt == null || attempt == run.Attempt)) run.Stop.Cancel();
     }
 
     public void StopAll()
@@ -28,84 +36,105 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, Func<int
         foreach (var run in _running.Values) run.Stop.Cancel();
     }
 
-    public async Task ExecuteAsync(Guid jobId, int attempt, CancellationToken cancellationToken)
+    /// <summary>Starts attempt <paramref name="attempt"/> of a leased run unless this host already runs that job.</summary>
+    public void Start(int hostId, Guid jobId, int attempt, CancellationToken shutdown)
     {
-        int host = hostId();
-        var run = await api.StartRunAsync(host, jobId, attempt, cancellationToken);
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        if (!_running.TryAdd(jobId, new Run(attempt, stop))) { stop.Dispose(); return; }
+        _tasks[jobId] = Task.Run(async () =>
+        {
+            try { await ExecuteAsync(hostId, jobId, attempt, stop, shutdown); }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested) { } // stopped before it started
+            catch (Exception e) { log.WriteLine($"run {jobId} attempt {attempt}: {e.Message}"); }
+            finally
+            {
+                _running.TryRemove(jobId, out _);
+                _tasks.TryRemove(jobId, out _);
+                stop.Dispose();
+            }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>Waits for every run task to end (after <see cref="StopAll"/>).</summary>
+    public Task WhenAllEndedAsync() => Task.WhenAll(_tasks.Values);
+
+    private async Task ExecuteAsync(int host, Guid jobId, int attempt, CancellationTokenSource stop, CancellationToken shutdown)
+    {
+        StartRunResponse? run;
+        try { run = await api.StartRunAsync(host, jobId, attempt, stop.Token); }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !stop.IsCancellationRequested)
+        {
+            log.WriteLine($"run {jobId} attempt {attempt}: could not start it ({e.Message}); the next heartbeat offers it again");
+            return;
+        }
         if (run == null)
         {
             log.WriteLine($"run {jobId} attempt {attempt}: not this host's to start (cancelled, requeued or already running); skipped");
             return;
         }
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        _running[jobId] = (attempt, stop);
-        try { await RunAsync(host, run, stop, cancellationToken); }
-        finally { _running.TryRemove(jobId, out _); }
-    }
-
-    private async Task RunAsync(int host, StartRunResponse run, CancellationTokenSource stop, CancellationToken shutdown)
-    {
         Directory.CreateDirectory(run.OutputDir);
-        var resume = RunConfig.NewestCheckpoint(run.OutputDir);
-        var config = RunConfig.Write(run, resume);
-        log.WriteLine($"run {run.JobId} attempt {run.Attempt}: starting {string.Join(' ', options.TrainerCommand)} train {config}" + (resume != null ? $" (resuming from {Path.GetFileName(resume)})" : ""));
-
-        var tailer = new TrainerLogTailer(Path.Combine(run.OutputDir, "trainer_log.jsonl"),
-            async (records, ct) => { if (!await api.SendMetricsAsync(host, run.JobId, records, ct)) stop.Cancel(); }, options.LogPollInterval, log);
+        var tailer = new TrainerLogTailer(Path.Combine(run.OutputDir, "trainer_log.jsonl"), (records, _) =>
+        {
+            spool.Add(new SpooledReport(host, run.JobId, run.Attempt, new RunMetricsRequest(run.Attempt, records), null));
+            return Task.CompletedTask;
+        }, options.LogPollInterval, log);
         using var tailing = new CancellationTokenSource();
         var tail = tailer.RunAsync(tailing.Token);
-
-        int? exit = null;
-        string? error = null;
-        TrainerProcess? trainer = null;
-        try
-        {
-            trainer = await TrainerProcess.StartAsync(options.TrainerCommand, ["train", config], run.RunDir,
-                Path.Combine(run.RunDir, $"attempt-{run.Attempt}.log"), new Dictionary<string, string> { ["LONGSEQ_JOB_ID"] = run.JobId.ToString() });
-            exit = await trainer.WaitAsync(stop.Token);
-            if (exit != 0) error = trainer.LastErrorLine ?? $"the trainer exited with code {exit}";
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-            if (trainer != null) await trainer.StopAsync(options.KillGrace);
-        }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or FileNotFoundException or DirectoryNotFoundException)
-        {
-            exit = -1;
-            error = $"could not start the trainer ({string.Join(' ', options.TrainerCommand)}): {e.Message}";
-        }
+        FinishRunRequest finish;
+        try { finish = await SuperviseAsync(run, stop, shutdown); }
         finally
         {
             await tailing.CancelAsync();
             await tail;
             await tailer.PollAsync(CancellationToken.None); // the last lines written before exit
-            trainer?.Dispose();
         }
-
-        if (exit == null && shutdown.IsCancellationRequested)
-        {
-            log.WriteLine($"run {run.JobId}: host shutting down; trainer stopped, the run will be requeued");
-            shutdown.ThrowIfCancellationRequested();
-        }
-        var outcome = exit == null ? RunOutcomes.Cancelled : exit == 0 ? RunOutcomes.Succeeded : RunOutcomes.Failed;
-        log.WriteLine($"run {run.JobId} attempt {run.Attempt}: {outcome}" + (error != null ? $": {error}" : "") + $" ({tailer.Sent} log records forwarded)");
-        await ReportAsync(host, run, new FinishRunRequest(run.Attempt, outcome, exit, error));
+        log.WriteLine($"run {run.JobId} attempt {run.Attempt}: {finish.Outcome}" + (finish.Error != null ? $": {finish.Error}" : "") + $" ({tailer.Sent} log records spooled)");
+        spool.Add(new SpooledReport(host, run.JobId, run.Attempt, null, finish));
     }
 
-    /// <summary>The outcome must reach the API: retried for a minute (the API may be restarting).</summary>
-    private async Task ReportAsync(int host, StartRunResponse run, FinishRunRequest finish)
+    /// <summary>Runs the trainer to an outcome, restarting it from its newest checkpoint when it was killed.</summary>
+    private async Task<FinishRunRequest> SuperviseAsync(StartRunResponse run, CancellationTokenSource stop, CancellationToken shutdown)
     {
-        for (int i = 0; ; i++)
+        string? lastError = null;
+        for (int restarts = 0; ; restarts++)
         {
+            var resume = RunConfig.NewestCheckpoint(run.OutputDir);
+            var config = RunConfig.Write(run, resume);
+            var marker = Path.Combine(run.RunDir, $"attempt-{run.Attempt}.lease-expired");
+            File.Delete(marker);
+            log.WriteLine($"run {run.JobId} attempt {run.Attempt}: starting {string.Join(' ', options.TrainerCommand)} train {config}" + (resume != null ? $" (resuming from {Path.GetFileName(resume)})" : ""));
+            TrainerProcess trainer;
             try
             {
-                if (!await api.FinishAsync(host, run.JobId, finish, CancellationToken.None))
-                    log.WriteLine($"run {run.JobId}: the API no longer counts attempt {run.Attempt} as this host's; outcome dropped");
-                return;
+                trainer = await TrainerProcess.StartAsync(options.TrainerCommand, ["train", config], run.RunDir,
+                    Path.Combine(run.RunDir, $"attempt-{run.Attempt}.log"), new Dictionary<string, string> { ["LONGSEQ_JOB_ID"] = run.JobId.ToString() },
+                    Lease is { } l ? l with { ExpiredMarker = marker } : null);
             }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && i < 30)
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or FileNotFoundException or DirectoryNotFoundException)
             {
-                await Task.Delay(TimeSpan.FromSeconds(2));
+                return new(run.Attempt, RunOutcomes.Failed, -1, $"could not start the trainer ({string.Join(' ', options.TrainerCommand)}): {e.Message}");
+            }
+            using (trainer)
+            {
+                int exit;
+                try { exit = await trainer.WaitAsync(stop.Token); }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    await trainer.StopAsync(options.KillGrace);
+                    return shutdown.IsCancellationRequested
+                        ? new(run.Attempt, RunOutcomes.Interrupted, null, "the trainer host shut down")
+                        : new(run.Attempt, RunOutcomes.Cancelled, null, null);
+                }
+                if (exit == 0) return new(run.Attempt, RunOutcomes.Succeeded, 0, null);
+                if (File.Exists(marker))
+                    return new(run.Attempt, RunOutcomes.Interrupted, exit, File.ReadAllText(marker).Trim());
+                lastError = trainer.LastErrorLine ?? lastError;
+                bool killed = exit > 128; // a signal: 128 + its number (an OOM kill, an operator's kill -9)
+                if (!killed || restarts >= options.MaxTrainerRestarts)
+                    return new(run.Attempt, RunOutcomes.Failed, exit, lastError ?? (killed
+                        ? $"the trainer was killed by signal {exit - 128} ({restarts + 1} times)"
+                        : $"the trainer exited with code {exit}"));
+                log.WriteLine($"run {run.JobId} attempt {run.Attempt}: the trainer was killed by signal {exit - 128}; restarting it from its newest checkpoint ({restarts + 1} of {options.MaxTrainerRestarts})");
             }
         }
     }

@@ -12,7 +12,14 @@ namespace LongSeqService.Trainer.Host;
 /// <item>the group's leader is a tiny sh supervisor with a parent-death signal (setpriv --pdeathsig TERM):
 /// if the host dies, even by SIGKILL, the kernel sends it SIGTERM and it SIGKILLs its whole group.
 /// Linux sends that signal when the *thread* that forked the child exits, so every child is started from
-/// one launcher thread that lives as long as the host process.</item>
+/// one launcher thread that lives as long as the host process. The trainer itself has a parent-death
+/// signal too (KILL, when the supervisor dies), and the host kills the whole group after every exit, so
+/// MPI rank processes left behind by a dead mpiexec go with it;</item>
+/// <item>a lease: the supervisor kills its group when the host's lease file (touched every second by a
+/// live host process) is older than the lease, so a frozen (SIGSTOPped) host's trainer stops writing before
+/// the API gives up on the host and places its run elsewhere. It leaves a marker file saying so;</item>
+/// <item>the child's environment is an allow-list (<see cref="ChildEnvironment"/>): the host key, admin key
+/// and database password the host may have in its environment never reach a trainer.</item>
 /// </list>
 /// </summary>
 public sealed class TrainerProcess : IDisposable
@@ -22,30 +29,45 @@ public sealed class TrainerProcess : IDisposable
     private readonly object _gate = new();
     private string? _lastError;
     public int Pid { get; }
-    /// <summary>The last non-empty line the trainer wrote to stderr: its one-line error on failure.</summary>
+    /// <summary>The trainer's own last error line on stderr ("error: …", an unhandled exception), never a
+    /// progress line: its one-line error on failure. Null when it wrote none (e.g. it was killed).</summary>
     public string? LastErrorLine { get { lock (_gate) return _lastError; } }
 
-    private TrainerProcess(Process process, StreamWriter log)
+    private readonly Task _exited;
+
+    private TrainerProcess(Process process, StreamWriter log, Task exited)
     {
         _process = process;
         _log = log;
+        _exited = exited;
         Pid = process.Id;
     }
 
+    /// <summary>The lease the supervisor watches: <paramref name="File"/> must be touched at least every
+    /// <paramref name="Seconds"/> s; when it is not, the supervisor writes <paramref name="ExpiredMarker"/> and kills its group.</summary>
+    public sealed record Lease(string File, int Seconds, string ExpiredMarker);
+
     public static Task<TrainerProcess> StartAsync(IReadOnlyList<string> command, IEnumerable<string> args, string workDir, string logPath,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, Lease? lease = null)
     {
         var psi = new ProcessStartInfo { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        var argv = Wrapped(command.Concat(args).ToList());
+        var argv = Wrapped(command.Concat(args).ToList(), lease);
         psi.FileName = argv[0];
         foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
+        psi.Environment.Clear();
+        foreach (var (k, v) in ChildEnvironment.From(Environment.GetEnvironmentVariables())) psi.Environment[k] = v;
         if (environment != null) foreach (var (k, v) in environment) psi.Environment[k] = v;
         Directory.CreateDirectory(Path.GetDirectoryName(logPath)!);
         var log = new StreamWriter(new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
         return Launcher.Run(() =>
         {
             var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
-            var tp = new TrainerProcess(Start(p, log), log);
+            // Exited, not WaitForExit: the latter also waits for the output pipes to close, which a
+            // grandchild still holding them (a supervisor killed under its trainer) would never do.
+            var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            p.Exited += (_, _) => exited.TrySetResult();
+            var tp = new TrainerProcess(Start(p, log), log, exited.Task);
+            if (p.HasExited) exited.TrySetResult();
             p.OutputDataReceived += (_, e) => { if (e.Data != null) tp.Write(e.Data, error: false); };
             p.ErrorDataReceived += (_, e) => { if (e.Data != null) tp.Write(e.Data, error: true); };
             p.BeginOutputReadLine();
@@ -65,14 +87,25 @@ public sealed class TrainerProcess : IDisposable
         lock (_gate)
         {
             _log.WriteLine(line);
-            if (error && !string.IsNullOrWhiteSpace(line)) _lastError = line.Trim();
+            if (error && IsErrorLine(line)) _lastError = line.Trim();
         }
     }
 
-    /// <summary>The exit code, once the process and its output streams are done.</summary>
+    private static bool IsErrorLine(string line)
+    {
+        var t = line.TrimStart();
+        return t.StartsWith("error", StringComparison.OrdinalIgnoreCase) || t.StartsWith("fatal", StringComparison.OrdinalIgnoreCase)
+            || t.StartsWith("Unhandled exception", StringComparison.OrdinalIgnoreCase) || System.Text.RegularExpressions.Regex.IsMatch(t, @"^[\w.]+Exception: ");
+    }
+
+    /// <summary>The exit code, once the process and its output streams are done; whatever is left of its
+    /// process group (ranks of a dead mpiexec, a trainer whose supervisor was killed) is killed then.</summary>
     public async Task<int> WaitAsync(CancellationToken ct)
     {
-        await _process.WaitForExitAsync(ct);
+        await _exited.WaitAsync(ct);
+        if (Launcher.Isolates) _ = kill(-Pid, Sigkill);
+        using var drain = new CancellationTokenSource(TimeSpan.FromSeconds(5)); // the last output lines
+        try { await _process.WaitForExitAsync(drain.Token); } catch (OperationCanceledException) { }
         return _process.ExitCode;
     }
 
@@ -105,13 +138,30 @@ public sealed class TrainerProcess : IDisposable
         lock (_gate) _log.Dispose();
     }
 
-    /// <summary>The supervisor: on SIGTERM/INT/HUP (a cancel, or the host's death) it kills its whole group;
-    /// otherwise it waits for the trainer and exits with its code.</summary>
-    private const string Supervisor = "trap 'kill -KILL 0' TERM INT HUP; \"$@\" & wait $!";
+    /// <summary>The supervisor ($1 lease file, $2 lease seconds, $3 expiry marker, then the command): on
+    /// SIGTERM/INT/HUP (a cancel, or the host's death) it kills its whole group; a watchdog kills the group
+    /// when the lease file goes stale; otherwise it waits for the trainer and exits with its code.</summary>
+    private const string Supervisor = """
+        lease=$1; secs=$2; marker=$3; shift 3
+        trap 'kill -KILL 0' TERM INT HUP
+        /usr/bin/setpriv --pdeathsig KILL -- "$@" & child=$!
+        if [ "$secs" -gt 0 ]; then
+          ( while sleep 1; do
+              age=$(( $(date +%s) - $(stat -c %Y "$lease" 2>/dev/null || echo 0) ))
+              if [ "$age" -gt "$secs" ]; then echo "lease expired: the host was silent for ${age}s" > "$marker"; kill -KILL 0; fi
+            done ) & watchdog=$!
+        fi
+        wait $child; code=$?
+        [ -n "${watchdog:-}" ] && kill $watchdog 2>/dev/null
+        exit $code
+        """;
 
-    /// <summary>[setsid, setpriv --pdeathsig TERM --, sh -c SUPERVISOR, command…] where those tools exist (util-linux).</summary>
-    private static List<string> Wrapped(List<string> argv) =>
-        Launcher.Isolates ? ["/usr/bin/setsid", "/usr/bin/setpriv", "--pdeathsig", "TERM", "--", "/bin/sh", "-c", Supervisor, "sh", .. argv] : argv;
+    /// <summary>[setsid, setpriv --pdeathsig TERM --, sh -c SUPERVISOR, lease…, command…] where those tools exist (util-linux).</summary>
+    private static List<string> Wrapped(List<string> argv, Lease? lease) =>
+        Launcher.Isolates
+            ? ["/usr/bin/setsid", "/usr/bin/setpriv", "--pdeathsig", "TERM", "--", "/bin/sh", "-c", Supervisor, "sh",
+               lease?.File ?? "/dev/null", (lease?.Seconds ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture), lease?.ExpiredMarker ?? "/dev/null", .. argv]
+            : argv;
 
     private const int Sigterm = 15, Sigkill = 9;
     [DllImport("libc", SetLastError = true)] private static extern int kill(int pid, int sig);

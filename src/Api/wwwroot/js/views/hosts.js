@@ -28,7 +28,7 @@ export function render(root) {
     return h('section.card.host', { dataset: { hostId: x.id, state: x.state } },
       h('div.host-head',
         h('h3', x.name, ' ', h(`span.badge.host-${x.state}`, x.state)),
-        h('span.muted.small', `#${x.id} · queue ${x.queue} · ${used}/${x.total_slots} slots in use`
+        h('span.muted.small', `#${x.id} · ${used}/${x.total_slots} slots in use`
           + `${others > 0 ? ` (${others} by other tenants)` : ''} · heartbeat ${ago(x.last_heartbeat_at)}`)),
       h('div.slots', x.slots.map(s => h(`div.slot${s.job_id ? '.held' : ''}`, { dataset: { slot: s.index } },
         h('div.slot-index', `slot ${s.index}`),
