@@ -19,9 +19,24 @@ public static class ModelDirs
     {
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "config.json"),
-            """{"model_type":"llama","hidden_size":64,"num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":4,"vocab_size":1024,"max_position_embeddings":4096}""");
-        var header = "{}"u8.ToArray();
-        File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), [.. BitConverter.GetBytes((long)header.Length), .. header]);
+            """{"model_type":"llama","hidden_size":64,"intermediate_size":96,"num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":4,"vocab_size":1024,"max_position_embeddings":4096,"tie_word_embeddings":false}""");
+        // A header naming every tensor config.json implies (what the API's check reads), the data zeros.
+        var dims = new LongSeqService.Shared.Models.DecoderDims("llama", 1024, 64, 96, 2, 8, 4, 8, TieWordEmbeddings: false, AttentionBias: null);
+        var header = new System.Text.Json.Nodes.JsonObject();
+        long offset = 0;
+        foreach (var (name, shape) in LongSeqService.Shared.Models.ModelArchitectures.Parameters(dims))
+        {
+            long bytes = shape.Aggregate(4L, (a, b) => a * b);
+            header[name] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["dtype"] = "F32",
+                ["shape"] = new System.Text.Json.Nodes.JsonArray(shape.Select(x => (System.Text.Json.Nodes.JsonNode)x).ToArray()),
+                ["data_offsets"] = new System.Text.Json.Nodes.JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+        var headerBytes = System.Text.Encoding.UTF8.GetBytes(header.ToJsonString());
+        File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), [.. BitConverter.GetBytes((long)headerBytes.Length), .. headerBytes, .. new byte[offset]]);
         File.Copy(Path.Combine(BuiltinTokenizer.EnsureCached(), "tokenizer.json"), Path.Combine(dir, "tokenizer.json"), overwrite: true);
         return dir;
     }

@@ -165,7 +165,8 @@ public sealed class HostFaultTests(HostFaultFixture factory) : IClassFixture<Hos
 
         Assert.Equal((JobStates.Succeeded, 1), (done.State, done.Attempt));
         Assert.Equal([1, 2, 3, 4, 5, 6], await StepsAsync(job));
-        Assert.Contains("resume_from_checkpoint: ", await File.ReadAllTextAsync(Path.Combine(RunDir(job), "config.yaml")));
+        var run = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(RunDir(job), "config.json")))!;
+        Assert.Contains("checkpoint-", (string?)run["resume_from_checkpoint"]);   // the restart resumed from its checkpoint
     }
 
     [Fact]

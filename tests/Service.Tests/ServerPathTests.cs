@@ -36,7 +36,7 @@ public sealed class ServerPathTests(ServiceFactory factory) : IClassFixture<Serv
                 .SetProperty(j => j.State, JobStates.Running).SetProperty(j => j.HostId, _hostId).SetProperty(j => j.Attempt, 1));
         var output = FinishedJobs.Output(factory, job.Id);
         var error = $"output_dir: '{output}' is not empty; dataset: file '{factory.DataDir}/datasets/ab/ab.json' not found";
-        var finish = await factory.Client(ServiceFactory.HostKey).PostAsJsonAsync($"/v1/hosts/{_hostId}/runs/{job.Id}/finish", new FinishRunRequest(1, RunOutcomes.Failed, 2, error), WireJson.Options);
+        var finish = await factory.Client(await factory.HostKeyFor("paths-host")).PostAsJsonAsync($"/v1/hosts/{_hostId}/runs/{job.Id}/finish", new FinishRunRequest(1, RunOutcomes.Failed, 2, error), WireJson.Options);
         Assert.Equal(HttpStatusCode.NoContent, finish.StatusCode);
 
         var shown = (await _client.GetFromJsonAsync<JobDto>($"/v1/jobs/{job.Id}", WireJson.Options))!;

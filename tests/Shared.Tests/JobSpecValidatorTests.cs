@@ -62,10 +62,11 @@ public class JobSpecValidatorTests
     }
 
     [Fact]
-    public void Validate_DeclaredButNotBuiltKeys_AreRefusedNotIgnored()
+    public void Validate_KeysOfTheOtherParts_AreAcceptedNowThatTheyAreBuilt()
     {
-        var errors = JobSpecValidator.Validate(Valid with { Stage = Stage.Pt, DatasetDir = "data", EvalDataset = "a", LossChunkTokens = 64 }, Qwen);
-        Assert.Equal(["dataset_dir", "eval_dataset", "loss_chunk_tokens", "stage"], errors.Select(e => e.Field).Order());
+        Assert.Empty(JobSpecValidator.Validate(Valid with { Stage = Stage.Pt, DatasetDir = "data", EvalDataset = "a", LossChunkTokens = 64, Packing = true }, Qwen));
+        Assert.Equal("val_size", Assert.Single(JobSpecValidator.Validate(Valid with { EvalDataset = "a", ValSize = 0.1 }, Qwen)).Field);
+        Assert.Equal("packing", Assert.Single(JobSpecValidator.Validate(Valid with { Stage = Stage.Dpo, Packing = true }, Qwen)).Field);
     }
 
     [Fact]

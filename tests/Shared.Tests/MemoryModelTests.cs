@@ -25,8 +25,8 @@ public class MemoryModelTests
     [Fact]
     public void Estimate_SequenceParallel_DividesPerTokenTermsByN()
     {
-        var one = Estimate("shape:qwen2.5-7b", new MemoryRequest { SeqLen = 32768, GradientCheckpointing = true, Bf16 = true });
-        var four = Estimate("shape:qwen2.5-7b", new MemoryRequest { SeqLen = 32768, SequenceParallelSize = 4, GradientCheckpointing = true, Bf16 = true });
+        var one = Estimate("shape:qwen2.5-7b", new MemoryRequest { SeqLen = 32768, GradientCheckpointing = true, Bf16 = true, LossHead = LossHead.Full });
+        var four = Estimate("shape:qwen2.5-7b", new MemoryRequest { SeqLen = 32768, SequenceParallelSize = 4, GradientCheckpointing = true, Bf16 = true, LossHead = LossHead.Full });
 
         Assert.Equal(one.LocalTokens, 4 * four.LocalTokens);
         Assert.Equal(Term(one, "activations"), 4 * Term(four, "activations"));

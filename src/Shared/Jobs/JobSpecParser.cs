@@ -205,10 +205,13 @@ public static class JobSpecParser
             return;
         }
         values["zero_stage"] = Math.Min(config.Stage, HonouredZeroStage);
+        // One warning for the key, saying everything that is not honoured.
+        var notHonoured = new List<string>();
         if (config.Stage > HonouredZeroStage)
-            warnings?.Add($"deepspeed: {Path.GetFileName(path)} asks for ZeRO stage {config.Stage}; stage {HonouredZeroStage} is the highest built here " +
-                          $"(optimizer states and gradients partitioned, weights replicated), so the run uses zero_stage {HonouredZeroStage} — the same training, more memory per rank");
+            notHonoured.Add($"{Path.GetFileName(path)} asks for ZeRO stage {config.Stage}; stage {HonouredZeroStage} is the highest built here " +
+                            $"(optimizer states and gradients partitioned, weights replicated), so the run uses zero_stage {HonouredZeroStage} — the same training, more memory per rank");
         if (config.Offload.Count > 0)
-            warnings?.Add($"deepspeed: {string.Join(" and ", config.Offload)} offload to the CPU is not done here; everything stays on the device (on CPU there is nothing to offload to)");
+            notHonoured.Add($"{string.Join(" and ", config.Offload)} offload to the CPU is not done here; everything stays on the device (on CPU there is nothing to offload to)");
+        if (notHonoured.Count > 0) warnings?.Add("deepspeed: " + string.Join("; ", notHonoured));
     }
 }

@@ -26,9 +26,12 @@ public static class MemoryModel
     /// </summary>
     public const long FrameworkStepBytes = 32L << 20;
 
-    /// <summary>What the clip-norm holds per trainable parameter today: each gradient cast to float64 and its
-    /// square (8 + 8 bytes), all alive until the norm is summed (one dispose scope for the whole loop).</summary>
+    /// <summary>What the clip-norm holds per element it sums: the float64 copy and its square (8 + 8 bytes), for
+    /// one slice of <see cref="ClipNormSliceElements"/> elements at a time.</summary>
     public const long ClipNormBytesPerParameter = 16;
+
+    /// <summary>The clip-norm sums each gradient a slice at a time (ModelStates.SquaredSum).</summary>
+    public const long ClipNormSliceElements = 1L << 24;
 
     public static MemoryEstimate Estimate(ModelDims m, MemoryRequest r)
     {
@@ -128,7 +131,7 @@ public static class MemoryModel
     /// <summary>
     /// The LM head and loss. Full: the whole (T, V) logits (model dtype) — kept by the micro-batch's scope through
     /// the whole backward — their float32 cast (bf16), the log-softmax, its gradient and the logits' gradient.
-    /// Chunked: a few float32 (chunk, V) buffers (logits, probabilities, their gradient, the model-dtype copy).
+    /// Chunked: two float32 (chunk, V) buffers (the chunk's logits/probabilities and d(logits) in place; plus the bf16 logits).
     /// DPO also runs the reference forward, whose logits the same scope keeps.
     /// </summary>
     private static (MemoryTerm Peak, List<MemoryTerm> Held, MemoryTerm Gradient) LossTerms(ModelDims m, MemoryRequest r, long t, long b)
@@ -144,7 +147,9 @@ public static class MemoryModel
                 held, new("logits_gradient", t * v * (4 + (r.Bf16 ? 2 : 0)), "the logits' gradient (float32, and its bf16 cast) meeting the head's gradient"));
         }
         long chunk = Math.Min(LossChunk.Tokens(v, r.LossChunkBudgetBytes), t);
-        var working = new MemoryTerm("loss_head", 4 * chunk * v * 4, $"chunked: 4 float32 buffers of {chunk:N0} tokens × {v:N0}");
+        // Forward keeps only a float32 log-sum-exp per token; a chunk's working set is its logits (model dtype),
+        // their float32 statistics and d(logits) formed in place.
+        var working = new MemoryTerm("loss_head", chunk * v * (2 * 4 + (r.Bf16 ? 2 : 0)), $"chunked: 2 float32 buffers of {chunk:N0} tokens × {v:N0}{(r.Bf16 ? " + the bf16 logits" : "")}");
         return (working, held, working);
     }
 
@@ -153,10 +158,10 @@ public static class MemoryModel
     private static IEnumerable<MemoryTerm> UpdateTerms(MemoryRequest r, long trainable, long b, Func<long, int, long> shard)
     {
         long sum = r.WorldSize > 1 ? shard(trainable * b, 2) : 0;
-        long clip = shard(trainable * ClipNormBytesPerParameter, 2);
+        long clip = Math.Min(shard(trainable, 2), ClipNormSliceElements) * ClipNormBytesPerParameter;
         long adam = shard(trainable * (r.Bf16 ? 8 : 4), 1);
         yield return sum + clip >= adam
-            ? new MemoryTerm("step_temporaries", sum + clip, $"{(sum > 0 ? "flat all-reduce buffer + " : "")}clip-norm float64 copies ({ClipNormBytesPerParameter} B per trainable)")
+            ? new MemoryTerm("step_temporaries", sum + clip, $"{(sum > 0 ? "flat all-reduce buffer + " : "")}clip-norm float64 copies of one slice ({ClipNormBytesPerParameter} B per element)")
             : new MemoryTerm("step_temporaries", adam, "AdamW float32 denominator" + (r.Bf16 ? " and float32 gradient" : ""));
     }
 

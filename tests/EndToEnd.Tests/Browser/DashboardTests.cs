@@ -211,7 +211,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         await _page.FillAsync("#f-learning_rate", "-1");
         await _page.FillAsync("#f-cutoff_len", "0");
         await _page.ClickAsync("#submit-job");
-        await Expect(_page.Locator("[data-error-for=learning_rate]")).ToContainTextAsync("must be positive");
+        await Expect(_page.Locator("[data-error-for=learning_rate]")).ToContainTextAsync("must be > 0");
         await Expect(_page.Locator("[data-error-for=cutoff_len]")).ToContainTextAsync("at least 1");
         Assert.EndsWith("#/new", _page.Url);
         await Screenshot("new-job-errors.png");
