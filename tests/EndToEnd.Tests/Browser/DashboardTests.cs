@@ -212,7 +212,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         await _page.FillAsync("#f-cutoff_len", "0");
         await _page.ClickAsync("#submit-job");
         await Expect(_page.Locator("[data-error-for=learning_rate]")).ToContainTextAsync("must be > 0");
-        await Expect(_page.Locator("[data-error-for=cutoff_len]")).ToContainTextAsync("at least 1");
+        await Expect(_page.Locator("[data-error-for=cutoff_len]")).ToContainTextAsync("must be 1 to");
         Assert.EndsWith("#/new", _page.Url);
         await Screenshot("new-job-errors.png");
 
