@@ -188,7 +188,10 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
         var done = await WaitAsync(job.Id, j => JobStates.IsTerminal(j.State), seconds: 60);
 
         Assert.Equal(JobStates.Succeeded, done.State);
-        Assert.Equal(2, done.Attempt);
+        // The stopping host reports its run interrupted (requeued: attempt 2); if placement leased attempt 2 to the
+        // old registration before the host came back, re-registering requeues it once more (attempt 3). Either way
+        // it resumed from the checkpoint below, never from scratch.
+        Assert.InRange(done.Attempt, 2, 3);
         var config = await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "jobs", job.Id.ToString(), "config.json"));
         Assert.Matches("\"resume_from_checkpoint\": \".*checkpoint-(4|6)\"", config);
         var events = (await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options))!;

@@ -60,14 +60,22 @@ public static class ParityCommand
         report["seq_len"] = seqLen; report["dtype"] = dtype.ToString().ToLowerInvariant(); report["steps"] = steps;
         report["stage"] = spec.Stage.Wire(); report["finetuning_type"] = spec.FinetuningType.Wire(); report["batch_size"] = batch;
         report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch.Wire(); report["zero_stage"] = spec.ZeroStage; report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
+        return Report(report, json, $"parity {model} {spec.Stage.Wire()}/{spec.FinetuningType.Wire()} sp={sp} ({spec.SequenceParallelMode.Wire()}) dp={dp} zero_stage={spec.ZeroStage} T={seqLen} {report["dtype"]}, {steps} steps, ranks as {spec.Launch.Wire()}",
+            ("N", "1"));
+    }
+
+    /// <summary>Prints the report (one JSON object, or a header and the three differences) and gives the exit code.</summary>
+    private static int Report(JsonObject report, bool json, string header, (string Run, string Reference) names)
+    {
         bool passed = report["passed"]!.GetValue<bool>();
         if (json) Console.WriteLine(report.ToJsonString());
         else
         {
-            Console.WriteLine($"parity {model} {spec.Stage.Wire()}/{spec.FinetuningType.Wire()} sp={sp} ({spec.SequenceParallelMode.Wire()}) dp={dp} zero_stage={spec.ZeroStage} T={seqLen} {report["dtype"]}, {steps} steps, ranks as {spec.Launch.Wire()}");
-            Console.WriteLine($"  max |loss_N − loss_1|          {Show(report["max_loss_abs_diff"])}   (tolerance {report["tolerance"]!["loss_abs"]})");
-            Console.WriteLine($"  ‖g_N − g_1‖ / ‖g_1‖ (step 1)   {Show(report["max_grad_rel_diff"])}   (tolerance {report["tolerance"]!["grad_rel"]})");
-            Console.WriteLine($"  max |θ_N − θ_1| (last step)    {Show(report["max_param_abs_diff"])}   (tolerance {report["tolerance"]!["param_abs"]})");
+            var (n, one) = names;
+            Console.WriteLine(header);
+            Console.WriteLine($"  max |loss_{n} − loss_{one}|   {Show(report["max_loss_abs_diff"])}   (tolerance {report["tolerance"]!["loss_abs"]})");
+            Console.WriteLine($"  ‖g_{n} − g_{one}‖ / ‖g_{one}‖ (step 1)   {Show(report["max_grad_rel_diff"])}   (tolerance {report["tolerance"]!["grad_rel"]})");
+            Console.WriteLine($"  max |θ_{n} − θ_{one}| (last step)   {Show(report["max_param_abs_diff"])}   (tolerance {report["tolerance"]!["param_abs"]})");
             Console.WriteLine(passed ? "PASS" : "FAIL");
         }
         return passed ? 0 : 1;
@@ -118,17 +126,8 @@ public static class ParityCommand
         report["examples"] = count; report["rows"] = rows; report["row_len"] = rowLen; report["dtype"] = dtype.ToString().ToLowerInvariant();
         report["steps"] = steps; report["gradient_checkpointing"] = spec.GradientCheckpointing; report["launch"] = spec.Launch.Wire();
         report["seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 2);
-        bool passed = report["passed"]!.GetValue<bool>();
-        if (cli.Has("json")) Console.WriteLine(report.ToJsonString());
-        else
-        {
-            Console.WriteLine($"parity (packing) {model} sft: {count} examples packed into {rows} rows of {rowLen} at sp={sp} ({spec.SequenceParallelMode.Wire()}) dp={dp}, vs unpacked at sp=1; {report["dtype"]}, {steps} steps");
-            Console.WriteLine($"  max |loss_packed − loss_unpacked|   {Show(report["max_loss_abs_diff"])}   (tolerance {report["tolerance"]!["loss_abs"]})");
-            Console.WriteLine($"  ‖g_packed − g‖ / ‖g‖ (step 1)       {Show(report["max_grad_rel_diff"])}   (tolerance {report["tolerance"]!["grad_rel"]})");
-            Console.WriteLine($"  max |θ_packed − θ| (last step)      {Show(report["max_param_abs_diff"])}   (tolerance {report["tolerance"]!["param_abs"]})");
-            Console.WriteLine(passed ? "PASS" : "FAIL");
-        }
-        return passed ? 0 : 1;
+        return Report(report, cli.Has("json"), $"parity (packing) {model} sft: {count} examples packed into {rows} rows of {rowLen} at sp={sp} ({spec.SequenceParallelMode.Wire()}) dp={dp}, vs unpacked at sp=1; {report["dtype"]}, {steps} steps",
+            ("packed", "unpacked"));
     }
 
     /// <summary>The three differences and whether they are within the dtype's tolerance.</summary>
