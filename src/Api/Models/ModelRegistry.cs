@@ -73,14 +73,12 @@ public sealed partial class ModelRegistry(ServiceDb db, IOptions<LongSeqOptions>
     /// understands, full weights, tokenizer.json); the problem otherwise, in the words of <paramref name="name"/>.</summary>
     public (ResolvedModel? Model, string? Error) Load(string name, string kind, string dir)
     {
+        // A LoRA job's output holds only its adapter: say so, before ModelShape's own check of weights,
+        // shapes and tokenizer.json (which would only say the weights are missing).
+        if (File.Exists(Path.Combine(dir, "adapter_config.json")) && !Directory.EnumerateFiles(dir, "model*.safetensors").Any())
+            return (null, $"{name} holds a LoRA adapter, not full weights; train from its base model instead");
         var shape = ModelShape.TryResolve(dir, out var error);
-        if (shape == null) return (null, Hide(error!, dir, name));
-        if (!Directory.EnumerateFiles(dir, "model*.safetensors").Any())
-            return (null, File.Exists(Path.Combine(dir, "adapter_config.json"))
-                ? $"{name} holds a LoRA adapter, not full weights; train from its base model instead"
-                : $"{name} has no model*.safetensors weights");
-        if (!File.Exists(Path.Combine(dir, "tokenizer.json"))) return (null, $"{name} has no tokenizer.json");
-        return (new ResolvedModel(name, kind, dir, shape), null);
+        return shape == null ? (null, Hide(error!, dir, name)) : (new ResolvedModel(name, kind, dir, shape), null);
     }
 
     /// <summary>Whether <paramref name="path"/>, with every link in it followed, lies in the data directory
