@@ -34,10 +34,15 @@ public class SystemUnderTest : IAsyncLifetime
     private Process? _api, _host;
     private readonly List<string> _logs = [];
 
+    /// <summary>The PostgreSQL server the API's database is made on (the one scripts/test.sh starts).</summary>
+    protected virtual Task<string> ServerAsync() => Task.FromResult(Environment.GetEnvironmentVariable("LONGSEQ_TEST_PG")
+        ?? throw new InvalidOperationException("LONGSEQ_TEST_PG is not set: run the tests with scripts/test.sh (it starts PostgreSQL)"));
+
+    private string _server = "";
+
     public async Task InitializeAsync()
     {
-        var server = Environment.GetEnvironmentVariable("LONGSEQ_TEST_PG")
-            ?? throw new InvalidOperationException("LONGSEQ_TEST_PG is not set: run the tests with scripts/test.sh (it starts PostgreSQL)");
+        var server = _server = await ServerAsync();
         await using (var conn = new NpgsqlConnection(server + ";Database=postgres"))
         {
             await conn.OpenAsync();
@@ -45,6 +50,13 @@ public class SystemUnderTest : IAsyncLifetime
             await cmd.ExecuteNonQueryAsync();
         }
         _db = server + $";Database={_database}";
+        await StartApiAsync();
+        StartHost();
+    }
+
+    /// <summary>Starts the API (again, after <see cref="KillApi"/>: same port, same database) and waits for /health.</summary>
+    public async Task StartApiAsync()
+    {
         _api = Start("api", "dotnet", [Path.Combine(Bin("Api"), "LongSeqService.Api.dll")], new(ApiEnvironment)
         {
             ["ASPNETCORE_URLS"] = BaseUrl.ToString().TrimEnd('/'), ["ASPNETCORE_CONTENTROOT"] = Bin("Api"),
@@ -59,7 +71,13 @@ public class SystemUnderTest : IAsyncLifetime
             if (_api.HasExited || DateTime.UtcNow > deadline) throw new InvalidOperationException("the API did not start:\n" + Logs());
             await Task.Delay(250);
         }
-        StartHost();
+    }
+
+    /// <summary>SIGKILL of the API (with its scheduler): no chance to clean up.</summary>
+    public void KillApi()
+    {
+        _api?.Kill(entireProcessTree: false);
+        _api?.WaitForExit();
     }
 
     /// <summary>Starts the trainer host (again, after <see cref="KillHost"/>: same name, so it takes its place).</summary>
@@ -114,7 +132,7 @@ public class SystemUnderTest : IAsyncLifetime
         return p;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         List<Process> hosts;
         lock (_hosts) hosts = [.. _hosts];
@@ -127,7 +145,7 @@ public class SystemUnderTest : IAsyncLifetime
         NpgsqlConnection.ClearAllPools();
         try
         {
-            await using var conn = new NpgsqlConnection(Environment.GetEnvironmentVariable("LONGSEQ_TEST_PG") + ";Database=postgres");
+            await using var conn = new NpgsqlConnection(_server + ";Database=postgres");
             await conn.OpenAsync();
             await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", conn);
             await cmd.ExecuteNonQueryAsync();
@@ -136,7 +154,7 @@ public class SystemUnderTest : IAsyncLifetime
         try { Directory.Delete(DataDir, true); } catch (IOException) { }
     }
 
-    private static int FreePort()
+    protected static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

@@ -68,6 +68,15 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
             var logits = model.forward(torch.tensor(new long[] { 1, 2, 3 }).unsqueeze(0), torch.arange(3).unsqueeze(0));
             Assert.Equal(new long[] { 1, 3, config.VocabSize }, logits.shape);
         }
+
+        // A checkpoint of the tenant's own job is a model the host can train from: it holds the tokenizer too.
+        var fromCheckpoint = await Submit(api, new()
+        {
+            ["model_name_or_path"] = $"job:{job}/checkpoint-6", ["stage"] = "sft", ["dataset"] = dataset["id"]!.GetValue<string>(),
+            ["max_steps"] = 2, ["cutoff_len"] = 256,
+        });
+        var state = await WaitForState(api, fromCheckpoint, JobStates.IsTerminal, TimeSpan.FromMinutes(3));
+        Assert.True(state == "succeeded", $"training from job:{job}/checkpoint-6 ended {state}: {await api.GetStringAsync($"/v1/jobs/{fromCheckpoint}/events")}");
     }
 
     [Fact]

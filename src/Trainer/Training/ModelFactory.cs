@@ -65,8 +65,15 @@ public sealed class ModelFactory(JobSpec spec, ScalarType dtype, string? tokeniz
         return ropeTheta is { } t ? cfg with { RopeTheta = t } : cfg;
     }
 
-    /// <summary>Checkpoint weights: the adapter for LoRA (the base never changes), else the whole model.</summary>
-    public void SaveWeights(CausalLM model, string dir)
+    /// <summary>A checkpoint's model files: the adapter for LoRA (the base never changes), else the whole
+    /// model; and the tokenizer files, so a checkpoint loads on its own (as <c>job:&lt;id&gt;/checkpoint-N</c>).</summary>
+    public void SaveCheckpoint(CausalLM model, string dir)
+    {
+        SaveWeights(model, dir);
+        CopyTokenizer(dir);
+    }
+
+    private void SaveWeights(CausalLM model, string dir)
     {
         if (IsLora) LoraAdapters.Save(model, dir, spec.ModelNameOrPath!);
         else ModelSaver.Save(model, dir);
@@ -83,10 +90,15 @@ public sealed class ModelFactory(JobSpec spec, ScalarType dtype, string? tokeniz
     {
         SaveWeights(model, outputDir);
         if (IsLora) ModelSaver.SaveConfig(model, outputDir);
+        CopyTokenizer(outputDir);
+    }
+
+    private void CopyTokenizer(string dir)
+    {
         foreach (var f in tokenizerDir is null ? [] : new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json" })
         {
             var src = Path.Combine(tokenizerDir!, f);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(outputDir, f), overwrite: true);
+            if (File.Exists(src)) File.Copy(src, Path.Combine(dir, f), overwrite: true);
         }
     }
 }

@@ -120,7 +120,7 @@ public sealed class RankRun
                 if (output != null && done % _spec.SaveSteps == 0 && !last)
                 {
                     var path = Checkpoints.Save(world, trainer.States, output, done, log.TrainedTokens, _schedule.EpochAt(done),
-                        dir => _prep.Models.SaveWeights(model, dir), records, _spec.SaveTotalLimit);
+                        dir => _prep.Models.SaveCheckpoint(model, dir), records, _spec.SaveTotalLimit);
                     if (ctx.IsMain) _observer?.OnCheckpoint(done, path);
                     world.Barrier();                    // nobody runs ahead of a checkpoint being written
                 }

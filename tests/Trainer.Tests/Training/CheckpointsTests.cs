@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Data;
 using LongSeqService.Shared.Jobs;
 using LongSeqService.Trainer.Model;
 using LongSeqService.Trainer.Training;
@@ -45,12 +46,13 @@ public class CheckpointsTests
         var output = dirs.Path("out");
         Directory.CreateDirectory(output);
         var (model, adam) = Trained(dtype);
-        var factory = new ModelFactory(new JobSpec { ModelNameOrPath = "builtin:tiny-llama" }, dtype, tokenizerDir: null);
+        var factory = new ModelFactory(new JobSpec { ModelNameOrPath = "builtin:tiny-llama" }, dtype, TokenLengths.TokenizerDir("builtin:tiny-llama"));
 
-        var path = Checkpoints.Save(output, step: 2, trainedTokens: 32, epoch: 0.5, adam, dir => factory.SaveWeights(model, dir), [], keepNewest: null);
+        var path = Checkpoints.Save(output, step: 2, trainedTokens: 32, epoch: 0.5, adam, dir => factory.SaveCheckpoint(model, dir), [], keepNewest: null);
 
         Assert.Equal(Path.Combine(output, "checkpoint-2"), path);
-        Assert.Equal(["config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"],
+        // The tokenizer too, so a checkpoint loads on its own (job:<id>/checkpoint-N on a host).
+        Assert.Equal(["config.json", "model.safetensors", "optimizer.safetensors", "tokenizer.json", "tokenizer_config.json", "trainer_state.json"],
             Directory.GetFiles(path).Select(Path.GetFileName).Order());
         var loaded = ModelLoader.Load(path, dtype, new SdpaAttention()).Model;
         var (expected, actual) = (Logits(model), Logits(loaded));
