@@ -84,8 +84,11 @@ public sealed class RankRun
                 _prep.Models.LoadWeights(model, _resumeFrom);                 // in place: the optimizer keeps its tensors
                 var st = Checkpoints.Load(_resumeFrom, trainer.States.Optimizer, trainer.States.Range);
                 (first, tokensBefore) = (st.GlobalStep, st.TrainedTokens);
-                if (ctx.IsMain) TrainerLog.TruncateAfter(output!, first);
             }
+            // Records after the step this run starts from belong to a run it replaces: a resume's redone
+            // steps, or all of them when a run starts afresh in a used directory (overwrite_output_dir, or
+            // a host's restart before the first checkpoint), as LLaMA-Factory deletes the previous log.
+            if (ctx.IsMain && output != null) TrainerLog.TruncateAfter(output, first);
             var log = new TrainerLog(output, first, _schedule.TotalSteps, tokensBefore);
             var records = ctx.IsMain && output != null ? TrainerLog.Read(output) : [];
             if (ctx.IsMain) _observer?.OnStart(first, _schedule.TotalSteps);

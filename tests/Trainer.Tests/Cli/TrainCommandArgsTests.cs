@@ -14,59 +14,14 @@ public sealed class TrainCommandArgsTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    /// <summary>examples/deepspeed/ds_z3_offload_config.json of 360-LLaMA-Factory, as its commands name it.</summary>
-    private string DeepSpeedZ3Offload()
-    {
-        var path = Path.Combine(_dir, "ds_z3_offload_config.json");
-        File.WriteAllText(path, """
-            {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
-             "gradient_clipping": "auto", "zero_allow_untested_optimizer": true,
-             "fp16": {"enabled": "auto", "loss_scale": 0, "loss_scale_window": 1000, "initial_scale_power": 16, "hysteresis": 2, "min_loss_scale": 1},
-             "bf16": {"enabled": "auto"},
-             "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu", "pin_memory": true}, "offload_param": {"device": "cpu", "pin_memory": true},
-               "overlap_comm": true, "contiguous_gradients": true, "sub_group_size": 1e9, "reduce_bucket_size": "auto",
-               "stage3_prefetch_bucket_size": "auto", "stage3_param_persistence_threshold": "auto", "stage3_max_live_parameters": 1e9,
-               "stage3_max_reuse_distance": 1e9, "stage3_gather_16bit_weights_on_model_save": true}}
-            """);
-        return path;
-    }
+    private string DeepSpeedZ3Offload() => Example360.DeepSpeedZ3Offload(_dir);
 
     private static string[] Split(string command) => command.Split([' ', '\n', '\\'], StringSplitOptions.RemoveEmptyEntries);
 
     [Fact]
     public void Parse_360ExampleSftCommand_AcceptsEveryFlag()
     {
-        var (spec, _, warnings) = TrainCommand.Parse(Split($"""
-            --stage sft \
-            --do_train \
-            --model_name_or_path builtin:tiny-qwen2 \
-            --dataset {RepoPaths.Data("identity.json")} \
-            --template qwen \
-            --finetuning_type full \
-            --output_dir {_dir}/sft-test \
-            --cache_dir .cache \
-            --overwrite_cache \
-            --overwrite_output_dir \
-            --cutoff_len 100000 \
-            --per_device_train_batch_size 1 \
-            --gradient_accumulation_steps 1 \
-            --lr_scheduler_type cosine \
-            --warmup_ratio 0.0 \
-            --logging_steps 1 \
-            --save_strategy steps \
-            --save_steps 2000 \
-            --learning_rate 5e-6 \
-            --num_train_epochs 4 \
-            --plot_loss \
-            --save_only_model True \
-            --deepspeed {DeepSpeedZ3Offload()} \
-            --bf16 True \
-            --flash_attn fa2 \
-            --gradient_checkpointing True \
-            --seed 42 \
-            --sequence_parallel_size 8 \
-            --packing True
-            """));
+        var (spec, _, warnings) = TrainCommand.Parse(Example360.SftCommand(_dir, RepoPaths.Data("identity.json"), $"{_dir}/sft-test", sequenceParallelSize: 8));
         Assert.Equal((Stage.Sft, FinetuningType.Full, "qwen", 100000, 8), (spec.Stage, spec.FinetuningType, spec.Template, spec.CutoffLen, spec.SequenceParallelSize));
         Assert.Equal((5e-6, 4.0, LrSchedulerType.Cosine, 2000, 1), (spec.LearningRate, spec.NumTrainEpochs, spec.LrSchedulerType, spec.SaveSteps, spec.LoggingSteps));
         Assert.True(spec.Bf16 && spec.GradientCheckpointing && spec.OverwriteOutputDir && spec.Packing);

@@ -30,6 +30,22 @@ public class TrainingOutputTests
         loaded.Dispose();
     }
 
+    /// <summary>A run started afresh in a used directory (a host restarting a run killed before its first
+    /// checkpoint does this) replaces the earlier run's log, as LLaMA-Factory does: each step once.</summary>
+    [Fact]
+    public void FreshRun_InAUsedOutputDir_ReplacesTheEarlierLog()
+    {
+        using var scope = NewDisposeScope();
+        using var dirs = new RunDirs();
+        var output = dirs.Path("sft");
+        RunDirs.Train(RunDirs.Sft(output) with { MaxSteps = 3 });
+
+        RunDirs.Train(RunDirs.Sft(output) with { OverwriteOutputDir = true });
+
+        var steps = File.ReadAllLines(Path.Combine(output, "trainer_log.jsonl")).Select(l => (int)JsonNode.Parse(l)!["current_steps"]!);
+        Assert.Equal([1, 2, 3, 4], steps);
+    }
+
     [Fact]
     public void LoraSft_BaseWeightsBitIdentical_AdapterWrittenInPeftLayout()
     {
