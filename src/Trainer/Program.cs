@@ -43,6 +43,11 @@ catch (JobSpecException e)
     foreach (var err in e.Errors) Console.Error.WriteLine($"error: {err.Field}: {err.Message}");
     return 2;
 }
+catch (Exception e) when (RunFence.Cause(e) is { } superseded)
+{
+    Console.Error.WriteLine("error: " + superseded.Message);
+    return RunFence.ExitCode;
+}
 catch (Exception e) when (Environment.GetEnvironmentVariable("LONGSEQ_DEBUG") is null)
 {
     // A failure during the run: one line for people and the trainer host (which reports the last stderr line).

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using LongSeqService.Shared.Hosts;
 using LongSeqService.Shared.Runs;
+using LongSeqService.Trainer.Training;
 
 namespace LongSeqService.Trainer.Host;
 
@@ -96,8 +97,12 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
     private async Task<FinishRunRequest> SuperviseAsync(StartRunResponse run, CancellationTokenSource stop, CancellationToken shutdown)
     {
         string? lastError = null;
+        var fence = Path.Combine(run.RunDir, "attempt.fence");
         for (int restarts = 0; ; restarts++)
         {
+            // The attempt claims the run's directory once; a restart within it only checks it still holds it.
+            try { if (restarts == 0) RunFence.Claim(fence, run.Attempt); else new RunFence(fence, run.Attempt).Check(); }
+            catch (SupersededException e) { return new(run.Attempt, RunOutcomes.Interrupted, null, e.Message); }
             var resume = RunConfig.NewestCheckpoint(run.OutputDir);
             var config = RunConfig.Write(run, resume);
             var marker = Path.Combine(run.RunDir, $"attempt-{run.Attempt}.lease-expired");
@@ -107,7 +112,11 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
             try
             {
                 trainer = await TrainerProcess.StartAsync(options.TrainerCommand, ["train", config], run.RunDir,
-                    Path.Combine(run.RunDir, $"attempt-{run.Attempt}.log"), new Dictionary<string, string> { ["LONGSEQ_JOB_ID"] = run.JobId.ToString() },
+                    Path.Combine(run.RunDir, $"attempt-{run.Attempt}.log"), new Dictionary<string, string>
+                    {
+                        ["LONGSEQ_JOB_ID"] = run.JobId.ToString(), [RunFence.FileVariable] = fence,
+                        [RunFence.AttemptVariable] = run.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    },
                     Lease is { } l ? l with { ExpiredMarker = marker } : null);
             }
             catch (Exception e) when (e is System.ComponentModel.Win32Exception or FileNotFoundException or DirectoryNotFoundException)
@@ -126,6 +135,7 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
                         : new(run.Attempt, RunOutcomes.Cancelled, null, null);
                 }
                 if (exit == 0) return new(run.Attempt, RunOutcomes.Succeeded, 0, null);
+                if (exit == RunFence.ExitCode) return new(run.Attempt, RunOutcomes.Interrupted, exit, trainer.LastErrorLine);
                 if (File.Exists(marker))
                     return new(run.Attempt, RunOutcomes.Interrupted, exit, File.ReadAllText(marker).Trim());
                 lastError = trainer.LastErrorLine ?? lastError;

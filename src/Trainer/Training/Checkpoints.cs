@@ -61,6 +61,7 @@ public static class Checkpoints
 
     private static string Begin(string outputDir, int step, Action<string> saveWeights)
     {
+        RunFence.BeforeWrite();
         var tmp = TempDir(outputDir, step);
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
@@ -82,6 +83,7 @@ public static class Checkpoints
         IEnumerable<JsonObject> logHistory, int? keepNewest)
     {
         var final = Path.Combine(outputDir, Prefix + step);
+        RunFence.BeforeWrite();
         WriteTrainerState(tmp, step, trainedTokens, epoch, optimizerStep, logHistory);
         if (Directory.Exists(final)) Directory.Delete(final, true);
         Directory.Move(tmp, final);

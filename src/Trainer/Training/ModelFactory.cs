@@ -88,6 +88,7 @@ public sealed class ModelFactory(JobSpec spec, ScalarType dtype, string? tokeniz
     /// <summary>The run's result in output_dir, Hugging Face style: weights (or adapter) plus the tokenizer files.</summary>
     public void SaveFinal(CausalLM model, string outputDir)
     {
+        RunFence.BeforeWrite();
         SaveWeights(model, outputDir);
         if (IsLora) ModelSaver.SaveConfig(model, outputDir);
         CopyTokenizer(outputDir);

@@ -72,7 +72,9 @@ public sealed class TrainerLog
 
     public void Append(JsonObject record)
     {
-        if (_path != null) File.AppendAllText(_path, record.ToJsonString() + "\n");
+        if (_path == null) return;
+        RunFence.BeforeWrite();
+        File.AppendAllText(_path, record.ToJsonString() + "\n");
     }
 
     public static string Hms(double seconds)
@@ -95,6 +97,7 @@ public sealed class TrainerLog
     {
         var path = Path.Combine(outputDir, "trainer_log.jsonl");
         if (!File.Exists(path)) return;
+        RunFence.BeforeWrite();
         var kept = Read(outputDir).Where(o => (int)o["current_steps"]! <= step).Select(o => o.ToJsonString());
         File.WriteAllLines(path, kept);
     }

@@ -13,7 +13,8 @@ internal static class TrainerProcess
 
     private static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "trainer.dll");
 
-    public static Result Run(string workingDir, TimeSpan timeout, params string[] args)
+    /// <summary>Starts the trainer without waiting for it (output redirected), with extra environment variables.</summary>
+    public static Process Start(string workingDir, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         Assert.True(File.Exists(Dll), $"{Dll} not found (the test project references src/Trainer, which copies it)");
         var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = workingDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -23,7 +24,13 @@ internal static class TrainerProcess
         // Tiny models gain nothing from intra-op threads, and OpenMP workers spinning on 2 shared cores
         // (other tests run beside this one) made a one-step run take 20 s instead of 2.
         psi.Environment["OMP_NUM_THREADS"] = "1";
-        using var p = Process.Start(psi)!;
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
+        return Process.Start(psi)!;
+    }
+
+    public static Result Run(string workingDir, TimeSpan timeout, params string[] args)
+    {
+        using var p = Start(workingDir, new Dictionary<string, string>(), args);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(timeout))
