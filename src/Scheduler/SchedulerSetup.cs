@@ -23,6 +23,7 @@ public static class SchedulerSetup
         services.AddSingleton<PlacementTrigger>();
         services.AddScoped<LivenessCheck>();
         services.AddScoped<LivenessJob>();
+        services.AddHostedService<RecurringJobsRegistration>();
         return services;
     }
 

@@ -56,7 +56,13 @@ public static class ApiSetup
         // Hangfire: the storage is this service's own (not JobStorage.Current), so several apps can
         // live in one process (tests); the server serves only the scheduler queue — hosts serve theirs.
         // Created on first use, which is after the migrations have created the database.
-        var hangfireOptions = new PostgreSqlStorageOptions { PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1) };
+        // A lock older than DistributedLockTimeout is taken to be its dead holder's and removed (the default,
+        // 10 min, kept a killed API's scheduler locks — and the sweeps behind them — for that long). The
+        // sweeps hold theirs for well under a second.
+        var hangfireOptions = new PostgreSqlStorageOptions
+        {
+            PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1), DistributedLockTimeout = TimeSpan.FromMinutes(1),
+        };
         services.AddSingleton<JobStorage>(_ => new PostgreSqlStorage(new NpgsqlConnectionFactory(conn, hangfireOptions), hangfireOptions));
         services.AddHangfire((_, c) => c.UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings());
         var scheduler = config.GetSection("Scheduler").Get<SchedulerOptions>() ?? new SchedulerOptions();
@@ -96,8 +102,6 @@ public static class ApiSetup
         app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = c => c.Context.Response.Headers.CacheControl = "no-cache" });
         app.UseAuthentication();
         app.UseAuthorization();
-        if (app.Services.GetRequiredService<IOptions<SchedulerOptions>>().Value is { RecurringJobs: true } s)
-            SchedulerSetup.AddRecurringSchedulerJobs(app.Services.GetRequiredService<IRecurringJobManager>(), s);
 
         app.MapOpenApi("/openapi/{documentName}.json");
         app.UseSwaggerUI(o => { o.SwaggerEndpoint("/openapi/v1.json", "LongSeqService v1"); o.RoutePrefix = "swagger"; });
