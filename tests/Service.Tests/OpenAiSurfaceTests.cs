@@ -135,4 +135,13 @@ public sealed class OpenAiSurfaceTests(ServiceFactory factory) : IClassFixture<S
         var listed = (await client.GetFromJsonAsync<JsonObject>("/v1/fine_tuning/jobs"))!;
         Assert.Equal([native.Id.ToString()], listed["data"]!.AsArray().Select(j => j!["id"]!.GetValue<string>()));
     }
+
+    [Fact]
+    public async Task OpenApiDocument_ListsTheOpenAiSurfaceAndPauseResume()
+    {
+        var paths = (await factory.Client(null).GetFromJsonAsync<JsonObject>("/openapi/v1.json"))!["paths"]!.AsObject();
+        foreach (var path in new[] { "/v1/files", "/v1/files/{id}/content", "/v1/fine_tuning/jobs", "/v1/fine_tuning/jobs/{id}/pause",
+                     "/v1/fine_tuning/jobs/{id}/resume", "/v1/fine_tuning/jobs/{id}/events", "/v1/fine_tuning/jobs/{id}/checkpoints", "/v1/jobs/{id}/pause", "/v1/jobs/{id}/resume" })
+            Assert.True(paths.ContainsKey(path), $"{path} is not in the OpenAPI document");
+    }
 }

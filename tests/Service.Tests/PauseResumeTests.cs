@@ -44,7 +44,7 @@ public sealed class PauseResumeTests(RealTrainerHostFixture factory) : IClassFix
     [Fact]
     public async Task PausedJob_Resumed_EndsWithTheWeightsAndLossesOfAnUninterruptedRun()
     {
-        const int steps = 80;
+        const int steps = 200;   // long enough that the pause (one heartbeat away) lands mid-run on a fast machine too
         var straight = await SubmitAsync(steps);
         var paused = await SubmitAsync(steps);
         await WaitAsync(paused.Id, j => j.CurrentStep >= 2);
