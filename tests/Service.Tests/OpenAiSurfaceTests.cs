@@ -144,4 +144,23 @@ public sealed class OpenAiSurfaceTests(ServiceFactory factory) : IClassFixture<S
                      "/v1/fine_tuning/jobs/{id}/resume", "/v1/fine_tuning/jobs/{id}/events", "/v1/fine_tuning/jobs/{id}/checkpoints", "/v1/jobs/{id}/pause", "/v1/jobs/{id}/resume" })
             Assert.True(paths.ContainsKey(path), $"{path} is not in the OpenAPI document");
     }
+
+    [Fact]
+    public async Task Sdk_RefusedRequest_IsAClientResultExceptionCarryingOurMessage()
+    {
+        await factory.RegisterHostAsync("openai-surface-host", 2);
+        var (_, key) = await factory.TenantAsync();
+        var openai = new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential(key), new OpenAI.OpenAIClientOptions
+        {
+            Endpoint = new Uri(factory.Server.BaseAddress, "v1"),
+            Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(factory.CreateClient()),
+        });
+#pragma warning disable OPENAI001 // the SDK's fine-tuning client is marked experimental
+        var e = await Assert.ThrowsAsync<System.ClientModel.ClientResultException>(() =>
+            openai.GetFineTuningClient().FineTuneAsync("builtin:tiny-llama", "ds-0000000000000000", waitUntilCompleted: false));
+#pragma warning restore OPENAI001
+        Assert.Equal(400, e.Status);
+        Assert.Contains("no dataset 'ds-0000000000000000'", e.Message);
+        Assert.Contains("training_file", e.Message);
+    }
 }

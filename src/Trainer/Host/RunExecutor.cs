@@ -144,7 +144,6 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
             var config = RunConfig.Write(run, resume);
             var marker = Path.Combine(run.RunDir, $"attempt-{run.Attempt}.lease-expired");
             File.Delete(marker);
-            Directory.CreateDirectory(run.RunDir);
             leased.UsePauseFile(pauseFile);
             log.WriteLine($"run {run.JobId} attempt {run.Attempt}: starting {string.Join(' ', options.TrainerCommand)} train {config}" + (resume != null ? $" (resuming from {Path.GetFileName(resume)})" : ""));
             TrainerProcess trainer;
