@@ -130,6 +130,10 @@ namespace LongSeqService.Migrations
                         .HasColumnType("bigint")
                         .HasColumnName("size_bytes");
 
+                    b.Property<string>("SourcePath")
+                        .HasColumnType("text")
+                        .HasColumnName("source_path");
+
                     b.Property<string>("StoragePath")
                         .IsRequired()
                         .HasColumnType("text")
@@ -233,6 +237,10 @@ namespace LongSeqService.Migrations
                         .HasColumnType("double precision")
                         .HasColumnName("loss");
 
+                    b.Property<string>("Metadata")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("metadata");
+
                     b.Property<string>("Model")
                         .IsRequired()
                         .HasColumnType("text")
@@ -272,6 +280,10 @@ namespace LongSeqService.Migrations
                         .IsRequired()
                         .HasColumnType("text")
                         .HasColumnName("state");
+
+                    b.Property<string>("Suffix")
+                        .HasColumnType("text")
+                        .HasColumnName("suffix");
 
                     b.Property<Guid>("TenantId")
                         .HasColumnType("uuid")

@@ -15,6 +15,8 @@ public sealed class DatasetUpload : IDisposable
     public string? TempFile { get; private set; }
     public string? FileName { get; private set; }
     public string? Formatting { get; private set; }
+    /// <summary>The OpenAI files API's <c>purpose</c> part (POST /v1/files); null when not sent.</summary>
+    public string? Purpose { get; private set; }
     public string? Sha256 { get; private set; }
     public long Size { get; private set; }
 
@@ -45,13 +47,15 @@ public sealed class DatasetUpload : IDisposable
                 var name = HeaderUtilities.RemoveQuotes(disposition.Name).Value;
                 if (name == "file" && disposition.IsFileDisposition())
                     await upload.ReadFileAsync(section.Body, CheckedFileName(HeaderUtilities.RemoveQuotes(disposition.FileName.HasValue ? disposition.FileName : disposition.FileNameStar).Value), tempDir, limit, ct);
-                else if (name == "formatting")
+                else if (name is "formatting" or "purpose")
                 {
                     using var text = new StreamReader(section.Body);
                     var buffer = new char[MaxFormattingChars + 1];
                     var value = buffer.AsSpan(0, await text.ReadBlockAsync(buffer, ct)).Trim().ToString();
-                    if (value.Length > MaxFormattingChars) throw new Invalid("formatting", "one of alpaca, sharegpt (or leave it out to detect the format)");
-                    upload.Formatting = value.Length == 0 ? null : value;
+                    if (value.Length > MaxFormattingChars)
+                        throw new Invalid(name, name == "purpose" ? "fine-tune" : "one of alpaca, sharegpt (or leave it out to detect the format)");
+                    if (name == "purpose") upload.Purpose = value;
+                    else upload.Formatting = value.Length == 0 ? null : value;
                 }
             }
             return upload;

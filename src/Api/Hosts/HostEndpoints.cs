@@ -108,12 +108,15 @@ public static class HostEndpoints
         var ids = running.Select(r => r.JobId).ToList();
         var current = await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.Id)).Select(j => new { j.Id, j.State, j.HostId, j.Attempt }).ToListAsync();
         var stop = running.Where(r => lost || current.FirstOrDefault(j => j.Id == r.JobId) is not { } j
-                || j.HostId != id || j.Attempt != r.Attempt || j.State is not (JobStates.Running or JobStates.Scheduled))
+                || j.HostId != id || j.Attempt != r.Attempt || j.State is not (JobStates.Running or JobStates.Scheduled or JobStates.Pausing))
+            .Select(r => r.JobId).ToList();
+        // Paused by its tenant: the trainer checkpoints and stops (asked again each heartbeat until the host reports it).
+        var pause = lost ? [] : running.Where(r => current.FirstOrDefault(j => j.Id == r.JobId) is { State: JobStates.Pausing } j && j.HostId == id && j.Attempt == r.Attempt)
             .Select(r => r.JobId).ToList();
         // The lease: runs placed on this host that it has not started yet.
         var start = lost ? [] : (await db.Jobs.AsNoTracking().Where(j => j.HostId == id && j.State == JobStates.Scheduled)
                 .Select(j => new RunningRun(j.Id, j.Attempt)).ToListAsync())
             .Where(r => !running.Contains(r)).ToList();
-        return TypedResults.Ok(new HeartbeatResponse(stop, start, lost));
+        return TypedResults.Ok(new HeartbeatResponse(stop, start, lost, pause));
     }
 }

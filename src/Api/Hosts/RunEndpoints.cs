@@ -84,23 +84,35 @@ public static class RunEndpoints
         ServiceDb db, JobStateMachine jobs, PlacementTrigger placement, IOptions<LongSeqOptions> o)
     {
         if (await HostOwnership.RefuseAsync(db, user, hostId) is { } refused) return refused;
-        if (request.Outcome is not (RunOutcomes.Succeeded or RunOutcomes.Failed or RunOutcomes.Cancelled or RunOutcomes.Interrupted))
-            return Problems.Invalid("outcome", "one of succeeded, failed, cancelled, interrupted");
+        if (request.Outcome is not (RunOutcomes.Succeeded or RunOutcomes.Failed or RunOutcomes.Cancelled or RunOutcomes.Interrupted or RunOutcomes.Paused))
+            return Problems.Invalid("outcome", "one of succeeded, failed, cancelled, interrupted, paused");
         Func<IQueryable<Job>, IQueryable<Job>> mine = q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt);
         // The trainer's last line names its files by absolute path; the tenant reads it without the server's data directory.
         var error = JobPaths.Scrub(o.Value, request.Error is { Length: > 2000 } e ? e[..2000] : request.Error);
         bool done = request.Outcome switch
         {
             RunOutcomes.Succeeded => await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Succeeded, "training finished", guard: mine)
-                                  || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Succeeded, "training finished before the cancellation reached it", guard: mine),
+                                  || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Succeeded, "training finished before the cancellation reached it", guard: mine)
+                                  || await jobs.TryMoveAsync(jobId, JobStates.Pausing, JobStates.Succeeded, "training finished before the pause reached it", guard: mine),
+            // A pause leaves no host behind: the job holds no slots and is placed anew (attempt + 1) when resumed.
+            RunOutcomes.Paused => await jobs.TryMoveAsync(jobId, JobStates.Pausing, JobStates.Paused, $"paused: {error ?? "checkpoint saved"}; resume to continue from it",
+                                      s => s.SetProperty(j => j.HostId, (int?)null), mine)
+                               || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "stopped", guard: mine),
             RunOutcomes.Failed => await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Failed, $"trainer exited with code {request.ExitCode}: {error}",
+                                      s => s.SetProperty(j => j.Error, error), mine)
+                               || await jobs.TryMoveAsync(jobId, JobStates.Pausing, JobStates.Failed, $"trainer exited with code {request.ExitCode} while pausing: {error}",
                                       s => s.SetProperty(j => j.Error, error), mine)
                                || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "stopped", guard: mine),
             RunOutcomes.Interrupted => await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Queued,
                                           $"attempt {request.Attempt} interrupted on host {hostId} ({error ?? "no reason given"}); requeued, resumes from its newest checkpoint",
                                           s => s.SetProperty(j => j.HostId, (int?)null), mine)
+                                    || await jobs.TryMoveAsync(jobId, JobStates.Pausing, JobStates.Paused,
+                                          $"attempt {request.Attempt} interrupted on host {hostId} while pausing; paused, resumes from its newest checkpoint",
+                                          s => s.SetProperty(j => j.HostId, (int?)null), mine)
                                     || await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "stopped", guard: mine),
-            _ => await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "trainer stopped", guard: mine),
+            _ => await jobs.TryMoveAsync(jobId, JobStates.Cancelling, JobStates.Cancelled, "trainer stopped", guard: mine)
+                 || await jobs.TryMoveAsync(jobId, JobStates.Pausing, JobStates.Paused, "trainer stopped while pausing; resumes from its newest checkpoint",
+                        s => s.SetProperty(j => j.HostId, (int?)null), mine),
         };
         if (!done) return Stale(jobId, request.Attempt, hostId);
         placement.Request();

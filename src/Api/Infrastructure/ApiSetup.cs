@@ -9,6 +9,7 @@ using LongSeqService.Api.Hosts;
 using LongSeqService.Api.Jobs;
 using LongSeqService.Api.Keys;
 using LongSeqService.Api.Models;
+using LongSeqService.Api.OpenAi;
 using LongSeqService.Api.Progress;
 using LongSeqService.Scheduler;
 using LongSeqService.Scheduler.Data;
@@ -96,6 +97,7 @@ public static class ApiSetup
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseOpenAiErrors();                // /v1/files and /v1/fine_tuning answer errors in OpenAI's shape
         // The dashboard (wwwroot): public files, served before authentication; the page itself calls
         // the API with the key. no-cache: a browser revalidates, so an upgraded service is seen at once.
         app.UseDefaultFiles();
@@ -112,6 +114,9 @@ public static class ApiSetup
         app.MapKeyApi();
         app.MapDatasetApi();
         app.MapJobApi();
+        app.MapJobPauseApi();
+        app.MapOpenAiFileApi();
+        app.MapFineTuningApi();
         app.MapModelApi();
         app.MapEstimateApi();
         app.MapHostApi();

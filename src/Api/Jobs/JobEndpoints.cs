@@ -74,15 +74,8 @@ public static class JobEndpoints
     private static async Task<Results<Ok<JobDto>, NotFound, ProblemHttpResult>> Cancel(Guid id, ClaimsPrincipal user, ServiceDb db, JobStateMachine jobs, PlacementTrigger placement)
     {
         if (await Find(db, user, id) is null) return TypedResults.NotFound();
-        // Each move is guarded by its from-state: of two concurrent cancels exactly one wins; a cancel racing
-        // placement either cancels the queued job (binding then finds it gone) or finds it scheduled and stops it.
-        var won = await jobs.TryMoveFirstAsync(id, [
-            (JobStates.Queued, JobStates.Cancelled), (JobStates.Validating, JobStates.Cancelled),
-            (JobStates.Scheduled, JobStates.Cancelling), (JobStates.Running, JobStates.Cancelling)], $"cancelled by {user.Identity!.Name}");
-        var job = (await Find(db, user, id))!;
-        if (won == null) return Problems.Conflict($"job {id} is {job.State}; only a queued, scheduled or running job can be cancelled");
-        if (job.State == JobStates.Cancelled) placement.Request();
-        return TypedResults.Ok(job.ToDto());
+        var (job, conflict) = await JobControl.CancelAsync(id, user, db, jobs, placement);
+        return conflict != null ? Problems.Conflict(conflict) : TypedResults.Ok(job.ToDto());
     }
 
     private static async Task<Results<Ok<List<MetricDto>>, NotFound>> Metrics(Guid id, int? afterStep, ClaimsPrincipal user, ServiceDb db)

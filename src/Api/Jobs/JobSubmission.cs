@@ -27,8 +27,9 @@ public static class JobSubmission
     /// <summary>Keys the service sets itself.</summary>
     private static readonly string[] ServiceOwned = [.. JobSpecKeys.All.Where(k => k.ServiceOwned).Select(k => k.Name)];
 
+    /// <param name="describe">Sets what the caller's surface adds to a new job (the OpenAI surface's suffix and metadata), before it is saved.</param>
     public static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>> Submit(
-        JsonObject body, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, CancellationToken ct)
+        JsonObject body, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, CancellationToken ct, Action<Job>? describe = null)
     {
         var tenant = user.TenantId();
         var errors = new List<SpecError>();
@@ -88,6 +89,7 @@ public static class JobSubmission
             DataParallelSize = spec.DataParallelSize, WorldSize = spec.WorldSize, RankMemoryBytes = memory?.Estimate?.PeakBytes, Priority = priority, IdempotencyKey = idempotencyKey,
             CreatedAt = now, UpdatedAt = now,
         };
+        describe?.Invoke(job);
         db.Jobs.Add(job);
         db.JobEvents.Add(new JobEvent { JobId = job.Id, At = now, FromState = null, ToState = JobStates.Validating, Reason = "submitted" });
         db.JobEvents.Add(new JobEvent { JobId = job.Id, At = now, FromState = JobStates.Validating, ToState = JobStates.Queued,

@@ -22,7 +22,7 @@ public sealed class MetricIngest(ServiceDb db, IJobNotifier notifier)
         await using var tx = await db.Database.BeginTransactionAsync();
         var tenant = await db.Database.SqlQuery<Guid>($@"
             SELECT tenant_id AS ""Value"" FROM jobs WHERE id = {jobId} AND host_id = {hostId} AND attempt = {attempt}
-              AND state IN ({JobStates.Running}, {JobStates.Cancelling}) FOR SHARE").ToListAsync();
+              AND state IN ({JobStates.Running}, {JobStates.Cancelling}, {JobStates.Pausing}) FOR SHARE").ToListAsync();
         if (tenant.Count == 0) return false;
         var job = new { TenantId = tenant[0] };
         if (records.Count == 0) return true;

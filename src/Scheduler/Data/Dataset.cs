@@ -15,6 +15,9 @@ public sealed class Dataset
     public required string Sha256 { get; set; }
     /// <summary>Path relative to the data directory, e.g. datasets/ab/abcdef….jsonl.</summary>
     public required string StoragePath { get; set; }
+    /// <summary>The file as uploaded, when what is stored (<see cref="StoragePath"/>) was converted from it: an OpenAI
+    /// fine-tuning file (POST /v1/files) is kept in sharegpt form for training and as sent for its download. Null otherwise.</summary>
+    public string? SourcePath { get; set; }
     public int? CharMin { get; set; }
     public double? CharMean { get; set; }
     public int? CharP50 { get; set; }

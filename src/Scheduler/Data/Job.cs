@@ -29,6 +29,10 @@ public sealed class Job
     public long? RankMemoryBytes { get; set; }
     public int Priority { get; set; }
     public string? IdempotencyKey { get; set; }
+    /// <summary>OpenAI's <c>suffix</c> (POST /v1/fine_tuning/jobs): a name the tenant gave the fine-tuned model.</summary>
+    public string? Suffix { get; set; }
+    /// <summary>OpenAI's <c>metadata</c>: up to 16 string pairs, as a JSON object.</summary>
+    public string? Metadata { get; set; }
     public int Attempt { get; set; }
     public int? HostId { get; set; }
     public int? CurrentStep { get; set; }

@@ -31,6 +31,7 @@ public sealed class ServiceDb(DbContextOptions<ServiceDb> options) : DbContext(o
         b.Entity<Job>(j =>
         {
             j.Property(x => x.Spec).HasColumnType("jsonb");
+            j.Property(x => x.Metadata).HasColumnType("jsonb");
             // Idempotent submission: one job per (tenant, key); a second insert fails on this index.
             j.HasIndex(x => new { x.TenantId, x.IdempotencyKey }).IsUnique().HasFilter("idempotency_key IS NOT NULL");
             j.HasIndex(x => new { x.State, x.Priority, x.CreatedAt });

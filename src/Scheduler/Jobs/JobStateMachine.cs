@@ -10,7 +10,7 @@ namespace LongSeqService.Scheduler.Jobs;
 /// Every job state change goes through here: one guarded UPDATE (<c>WHERE id = … AND state = from</c>)
 /// and its event, in one transaction. Of two writers racing for the same transition, exactly one
 /// changes a row; the other sees 0 rows and gets false. Moving to queued or a final state releases
-/// the job's slots in the same transaction (release is idempotent).
+/// the job's slots in the same transaction (release is idempotent); so does moving to paused.
 /// </summary>
 public sealed class JobStateMachine(ServiceDb db, IJobNotifier notifier)
 {
@@ -32,7 +32,7 @@ public sealed class JobStateMachine(ServiceDb db, IJobNotifier notifier)
             if (n == 0) return false; // disposing the transaction rolls it back
             db.JobEvents.Add(new JobEvent { JobId = jobId, At = now, FromState = from, ToState = to, Reason = reason });
             await db.SaveChangesAsync(ct);
-            if (to == JobStates.Queued || JobStates.IsTerminal(to)) await ReleaseSlotsAsync(db, jobId, ct);
+            if (to is JobStates.Queued or JobStates.Paused || JobStates.IsTerminal(to)) await ReleaseSlotsAsync(db, jobId, ct);
             tenant = await db.Jobs.Where(j => j.Id == jobId).Select(j => j.TenantId).FirstAsync(ct);
             await tx.CommitAsync(ct);
         }

@@ -59,6 +59,9 @@ public sealed class LivenessCheck(ServiceDb db, JobStateMachine jobs, PlacementT
             var reason = host == run.HostId && why != null ? why : $"host {run.HostId} lost (no heartbeat)";
             bool moved = run.State == JobStates.Cancelling
                 ? await jobs.TryMoveAsync(run.Id, run.State, JobStates.Cancelled, reason + " while cancelling")
+                : run.State == JobStates.Pausing   // it was being paused: paused it is, resumable from its newest checkpoint
+                ? await jobs.TryMoveAsync(run.Id, run.State, JobStates.Paused, reason + " while pausing; resumes from its newest checkpoint",
+                    s => s.SetProperty(j => j.HostId, (int?)null), q => q.Where(j => j.Attempt == run.Attempt), ct)
                 : await jobs.TryMoveAsync(run.Id, run.State, JobStates.Queued, reason + $"; attempt {run.Attempt} requeued, resumes from its newest checkpoint",
                     s => s.SetProperty(j => j.HostId, (int?)null), q => q.Where(j => j.Attempt == run.Attempt), ct);
             if (moved) changed++;

@@ -18,8 +18,9 @@ public sealed record RunningRun(Guid JobId, int Attempt);
 
 /// <summary>What the host must do, in this order: when <paramref name="Lost"/>, stop every trainer (the
 /// API declared the host lost and requeued its runs); stop the runs in <paramref name="Stop"/> (cancelled,
-/// or no longer this attempt); start the runs in <paramref name="Start"/> (placed here: the lease).</summary>
-public sealed record HeartbeatResponse(IReadOnlyList<Guid> Stop, IReadOnlyList<RunningRun> Start, bool Lost = false);
+/// or no longer this attempt); start the runs in <paramref name="Start"/> (placed here: the lease); ask the runs in
+/// <paramref name="Pause"/> to checkpoint and stop (a tenant paused them).</summary>
+public sealed record HeartbeatResponse(IReadOnlyList<Guid> Stop, IReadOnlyList<RunningRun> Start, bool Lost = false, IReadOnlyList<Guid>? Pause = null);
 
 public sealed record SlotDto(int Index, string Device, long? MemoryBytes, Guid? JobId);
 

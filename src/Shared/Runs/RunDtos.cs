@@ -19,6 +19,20 @@ public static class RunOutcomes
     /// <summary>The host stopped the run without an outcome (it is shutting down, or its trainers outlived
     /// their lease): the job goes back to the queue and resumes from its newest checkpoint.</summary>
     public const string Interrupted = "interrupted";
+    /// <summary>The trainer honoured a pause: it saved a checkpoint and exited (<see cref="PauseProtocol"/>); the job is paused.</summary>
+    public const string Paused = "paused";
+}
+
+/// <summary>How a host asks its trainer to pause: it creates the file named by <see cref="FileVariable"/> in the
+/// trainer's environment; the trainer checks for it after every optimizer step, saves a checkpoint of that step,
+/// writes <c>FILE.done</c> (the step) and exits with <see cref="ExitCode"/>. Resuming is the ordinary resume from
+/// the newest checkpoint.</summary>
+public static class PauseProtocol
+{
+    public const string FileVariable = "LONGSEQ_PAUSE_FILE";
+    /// <summary>EX_TEMPFAIL: stopped on purpose, to be continued.</summary>
+    public const int ExitCode = 75;
+    public static string DoneMarker(string pauseFile) => pauseFile + ".done";
 }
 
 /// <summary>trainer_log.jsonl records of one attempt. Every report carries the attempt (the fencing

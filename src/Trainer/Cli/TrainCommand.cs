@@ -29,6 +29,11 @@ public static class TrainCommand
 
         using (var progress = new ConsoleProgress())
             new TrainingRun(prep, progress).Execute();
+        if (PauseRequest.HonoredStep() is { } step)
+        {
+            Console.Error.WriteLine($"paused after step {step}: {Path.Combine(prep.OutputDir ?? "", $"checkpoint-{step}")} (resume_from_checkpoint continues from it)");
+            return Shared.Runs.PauseProtocol.ExitCode;
+        }
         Console.Error.WriteLine($"done: {prep.OutputDir}");
         return 0;
     }

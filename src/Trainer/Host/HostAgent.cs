@@ -67,6 +67,11 @@ public sealed class HostAgent : IAsyncDisposable
                     _log.WriteLine($"run {jobId}: stop requested by the API");
                     _executor.Stop(jobId);
                 }
+                foreach (var jobId in answer.Pause ?? [])
+                {
+                    _log.WriteLine($"run {jobId}: pause requested by the API");
+                    _executor.Pause(jobId);
+                }
                 foreach (var run in answer.Start) _executor.Start(_registration.HostId, run.JobId, run.Attempt, _shutdown.Token);
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)

@@ -13,11 +13,40 @@ namespace LongSeqService.Trainer.Host;
 /// <see cref="HostOptions.MaxTrainerRestarts"/> times; one that outlived its lease (this host was frozen)
 /// is not restarted: the run is reported interrupted and goes back to the queue. A cancel (the heartbeat's
 /// stop list, or a stale-attempt refusal) stops the child's process group; host shutdown stops it and
-/// reports it interrupted, so it is requeued at once.
+/// reports it interrupted, so it is requeued at once. A pause (the heartbeat's pause list) asks the trainer to
+/// checkpoint and exit (<see cref="PauseProtocol"/>); the run is reported paused and not restarted.
 /// </summary>
 public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSpool spool, TextWriter log)
 {
-    private sealed record Run(int Attempt, CancellationTokenSource Stop);
+    private sealed record Run(int Attempt, CancellationTokenSource Stop)
+    {
+        private readonly object _gate = new();
+        private bool _pauseRequested;
+        private string? _pauseFile;
+
+        public bool PauseRequested { get { lock (_gate) return _pauseRequested; } }
+
+        /// <summary>Asks for a pause: the trainer sees the file after its current step (now, or as soon as one is started).</summary>
+        public void RequestPause()
+        {
+            lock (_gate)
+            {
+                _pauseRequested = true;
+                if (_pauseFile != null) File.WriteAllText(_pauseFile, "");
+            }
+        }
+
+        /// <summary>The pause file of the trainer about to start: a fresh one, created at once when a pause is already asked for.</summary>
+        public void UsePauseFile(string path)
+        {
+            lock (_gate)
+            {
+                _pauseFile = path;
+                File.Delete(PauseProtocol.DoneMarker(path));
+                if (_pauseRequested) File.WriteAllText(path, ""); else File.Delete(path);
+            }
+        }
+    }
     private readonly ConcurrentDictionary<Guid, Run> _running = new();
     private readonly ConcurrentDictionary<Guid, Task> _tasks = new();
 
@@ -32,6 +61,12 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
         if (_running.TryGetValue(jobId, out var run) && (attempt == null || attempt == run.Attempt)) run.Stop.Cancel();
     }
 
+    /// <summary>Asks a run this host executes to checkpoint and stop (paused by its tenant). Safe to repeat.</summary>
+    public void Pause(Guid jobId)
+    {
+        if (_running.TryGetValue(jobId, out var run)) run.RequestPause();
+    }
+
     public void StopAll()
     {
         foreach (var run in _running.Values) run.Stop.Cancel();
@@ -42,9 +77,10 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
     {
         var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         if (!_running.TryAdd(jobId, new Run(attempt, stop))) { stop.Dispose(); return; }
+        var leased = _running[jobId];
         _tasks[jobId] = Task.Run(async () =>
         {
-            try { await ExecuteAsync(hostId, jobId, attempt, stop, shutdown); }
+            try { await ExecuteAsync(hostId, jobId, leased, shutdown); }
             catch (OperationCanceledException) when (stop.IsCancellationRequested) { } // stopped before it started
             catch (Exception e) { log.WriteLine($"run {jobId} attempt {attempt}: {e.Message}"); }
             finally
@@ -59,8 +95,9 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
     /// <summary>Waits for every run task to end (after <see cref="StopAll"/>).</summary>
     public Task WhenAllEndedAsync() => Task.WhenAll(_tasks.Values);
 
-    private async Task ExecuteAsync(int host, Guid jobId, int attempt, CancellationTokenSource stop, CancellationToken shutdown)
+    private async Task ExecuteAsync(int host, Guid jobId, Run leased, CancellationToken shutdown)
     {
+        var (attempt, stop) = (leased.Attempt, leased.Stop);
         StartRunResponse? run;
         try { run = await api.StartRunAsync(host, jobId, attempt, stop.Token); }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !stop.IsCancellationRequested)
@@ -82,7 +119,7 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
         using var tailing = new CancellationTokenSource();
         var tail = tailer.RunAsync(tailing.Token);
         FinishRunRequest finish;
-        try { finish = await SuperviseAsync(run, stop, shutdown); }
+        try { finish = await SuperviseAsync(run, leased, shutdown); }
         finally
         {
             await tailing.CancelAsync();
@@ -94,19 +131,25 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
     }
 
     /// <summary>Runs the trainer to an outcome, restarting it from its newest checkpoint when it was killed.</summary>
-    private async Task<FinishRunRequest> SuperviseAsync(StartRunResponse run, CancellationTokenSource stop, CancellationToken shutdown)
+    private async Task<FinishRunRequest> SuperviseAsync(StartRunResponse run, Run leased, CancellationToken shutdown)
     {
+        var stop = leased.Stop;
         string? lastError = null;
         var fence = Path.Combine(run.RunDir, "attempt.fence");
+        var pauseFile = Path.Combine(run.RunDir, $"attempt-{run.Attempt}.pause");
         for (int restarts = 0; ; restarts++)
         {
             // The attempt claims the run's directory once; a restart within it only checks it still holds it.
             try { if (restarts == 0) RunFence.Claim(fence, run.Attempt); else new RunFence(fence, run.Attempt).Check(); }
             catch (SupersededException e) { return new(run.Attempt, RunOutcomes.Interrupted, null, e.Message); }
+            // Paused before (or between) trainers: nothing more to train in this attempt; its newest checkpoint is where it resumes.
+            if (leased.PauseRequested)
+                return new(run.Attempt, RunOutcomes.Paused, null, RunConfig.NewestCheckpoint(run.OutputDir) is { } cp ? $"at {Path.GetFileName(cp)}" : "before its first checkpoint");
             var resume = RunConfig.NewestCheckpoint(run.OutputDir);
             var config = RunConfig.Write(run, resume);
             var marker = Path.Combine(run.RunDir, $"attempt-{run.Attempt}.lease-expired");
             File.Delete(marker);
+            leased.UsePauseFile(pauseFile);
             log.WriteLine($"run {run.JobId} attempt {run.Attempt}: starting {string.Join(' ', options.TrainerCommand)} train {config}" + (resume != null ? $" (resuming from {Path.GetFileName(resume)})" : ""));
             TrainerProcess trainer;
             try
@@ -114,7 +157,7 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
                 trainer = await TrainerProcess.StartAsync(options.TrainerCommand, ["train", config], run.RunDir,
                     Path.Combine(run.RunDir, $"attempt-{run.Attempt}.log"), new Dictionary<string, string>
                     {
-                        ["LONGSEQ_JOB_ID"] = run.JobId.ToString(), [RunFence.FileVariable] = fence,
+                        ["LONGSEQ_JOB_ID"] = run.JobId.ToString(), [PauseProtocol.FileVariable] = pauseFile, [RunFence.FileVariable] = fence,
                         [RunFence.AttemptVariable] = run.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     },
                     Lease is { } l ? l with { ExpiredMarker = marker } : null);
@@ -136,6 +179,8 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
                 }
                 if (exit == 0) return new(run.Attempt, RunOutcomes.Succeeded, 0, null);
                 if (exit == RunFence.ExitCode) return new(run.Attempt, RunOutcomes.Interrupted, exit, trainer.LastErrorLine);
+                if (exit == PauseProtocol.ExitCode && File.Exists(PauseProtocol.DoneMarker(pauseFile)))
+                    return new(run.Attempt, RunOutcomes.Paused, exit, $"at checkpoint-{File.ReadAllText(PauseProtocol.DoneMarker(pauseFile)).Trim()}");
                 if (File.Exists(marker))
                     return new(run.Attempt, RunOutcomes.Interrupted, exit, File.ReadAllText(marker).Trim());
                 lastError = trainer.LastErrorLine ?? lastError;

@@ -96,6 +96,7 @@ public sealed class RankRun
             double? lastEval = null;
             var window = new MetricWindow();
             trainer.CaptureNextGradient = _options.CaptureFirstGradient;
+            bool paused = false;
 
             for (int step = first; step < _schedule.TotalSteps; step++)
             {
@@ -120,16 +121,23 @@ public sealed class RankRun
                         lastEval = null;
                     }
                 }
-                if (output != null && done % _spec.SaveSteps == 0 && !last)
+                // Paused by the host: checkpoint this step (the same checkpoint a resume after a crash reads) and stop.
+                paused = !last && output != null && PauseRequest.IsRequested(world, ctx.IsMain);
+                if (output != null && (done % _spec.SaveSteps == 0 || paused) && !last)
                 {
                     var path = Checkpoints.Save(world, trainer.States, output, done, log.TrainedTokens, _schedule.EpochAt(done),
                         dir => _prep.Models.SaveCheckpoint(model, dir), records, _spec.SaveTotalLimit);
                     if (ctx.IsMain) _observer?.OnCheckpoint(done, path);
                     world.Barrier();                    // nobody runs ahead of a checkpoint being written
                 }
+                if (paused)
+                {
+                    if (ctx.IsMain) PauseRequest.MarkHonored(done);
+                    break;
+                }
                 if (done % 8 == 0) NativeMemory.Trim();
             }
-            if (ctx.IsMain)
+            if (ctx.IsMain && !paused)
             {
                 firstGradient = trainer.CapturedGradient;
                 if (_options.CaptureFinalParameters) finalParameters = Flatten(model);

@@ -73,6 +73,6 @@ export const datasets = {
 
 export const hosts = { list: () => getJson('/v1/hosts') };
 export const models = { list: () => getJson('/v1/models') };
-export const JOB_STATES = ['validating', 'queued', 'scheduled', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'];
+export const JOB_STATES = ['validating', 'queued', 'scheduled', 'running', 'cancelling', 'pausing', 'paused', 'succeeded', 'failed', 'cancelled'];
 export const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 export const CANCELLABLE = ['validating', 'queued', 'scheduled', 'running'];
