@@ -112,7 +112,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         await Expect(_page.Locator(".charts[data-loaded=true]")).ToBeAttachedAsync();
         Assert.False(await _page.EvaluateAsync<bool>("() => 'samples' in window"), "the page was reloaded");
         using var api = system.Client(key);
-        var metrics = (await api.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{jobId}/metrics", WireJson.Options))!;
+        var metrics = (await api.ListAsync<MetricDto>($"/v1/jobs/{jobId}/metrics"))!;
         Assert.Equal(steps, metrics.Count);
         await Expect(_page.Locator("[data-chart=loss]")).ToHaveAttributeAsync("data-points", steps.ToString());
         await Expect(_page.Locator("[data-chart=loss]")).ToHaveAttributeAsync("data-last-step", steps.ToString());
