@@ -24,6 +24,8 @@ public class HostFlowFixture : SchedulerServiceFactory
     private HostAgent? _agent;
 
     public string StateDir => Path.Combine(DataDir, "host-state");
+    /// <summary>What the host launches per run: fake-trainer.sh, a stand-in that writes the trainer's files.</summary>
+    protected virtual IReadOnlyList<string> TrainerCommand => ["bash", Path.Combine(AppContext.BaseDirectory, "fake-trainer.sh")];
     public HostAgent? Agent => _agent;
 
     public async Task StartHostAsync(HttpMessageHandler? handler = null)
@@ -31,7 +33,7 @@ public class HostFlowFixture : SchedulerServiceFactory
         var options = new HostOptions
         {
             Api = Server.BaseAddress, Token = HostKey, Slots = 4, Name = HostName, StateDir = StateDir,
-            TrainerCommand = ["bash", Path.Combine(AppContext.BaseDirectory, "fake-trainer.sh")],
+            TrainerCommand = TrainerCommand,
             LogPollInterval = TimeSpan.FromMilliseconds(100), KillGrace = TimeSpan.FromSeconds(2),
         };
         _stop = new CancellationTokenSource();
