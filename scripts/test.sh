@@ -76,5 +76,18 @@ if command -v docker-compose >/dev/null 2>&1; then
     echo "  Failed docker-compose.yml config"; failed=$((failed + 1))
   fi
 fi
+# The OpenAPI documents (docs/openapi/*.json, kept equal to the served ones by ContractTests) pass redocly's
+# recommended rules with no error and no warning. redocly is pinned in tools/openapi-lint, installed once by npm ci.
+if [ ! -x tools/openapi-lint/node_modules/.bin/redocly ] && command -v npm >/dev/null 2>&1; then
+  echo "installing redocly for the OpenAPI lint (npm ci in tools/openapi-lint)"
+  (cd tools/openapi-lint && npm ci --no-audit --no-fund --silent) || echo "warning: npm ci failed in tools/openapi-lint"
+fi
+lint=$( (cd tools/openapi-lint && node_modules/.bin/redocly lint ../../docs/openapi/v1.json ../../docs/openapi/hosts.json) 2>&1 )
+if [ $? = 0 ] && ! grep -qE "You have [0-9]+ warning" <<<"$lint"; then
+  echo "  Passed redocly lint docs/openapi"; passed=$((passed + 1))
+else
+  grep -E "error|warning|Error" <<<"$lint" | head -40
+  echo "  Failed redocly lint docs/openapi"; failed=$((failed + 1))
+fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

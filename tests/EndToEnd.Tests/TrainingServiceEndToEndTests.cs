@@ -55,7 +55,7 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
         }
         lock (states) Assert.Equal(["scheduled", "running", "succeeded"], states.SkipWhile(s => s != "scheduled").ToArray());
 
-        var metrics = await api.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job}/metrics", WireJson.Options);
+        var metrics = await api.ListAsync<MetricDto>($"/v1/jobs/{job}/metrics");
         Assert.True(metrics!.Count >= 6, "every logged step is persisted");
         Assert.True(metrics[^1].Record.Loss < metrics[0].Record.Loss, "the loss went down");
 
@@ -93,7 +93,7 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
         });
         var state = await WaitForState(api, job, JobStates.IsTerminal, TimeSpan.FromMinutes(4));
         Assert.True(state == "succeeded", $"job ended {state}\n{system.Logs()}");
-        var metrics = await api.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job}/metrics", WireJson.Options);
+        var metrics = await api.ListAsync<MetricDto>($"/v1/jobs/{job}/metrics");
         Assert.All(metrics!, m => Assert.NotNull(m.Record.RewardsAccuracies));
         var files = await api.GetStringAsync($"/v1/jobs/{job}/artifacts");
         Assert.Contains("adapter_model.safetensors", files);
@@ -112,7 +112,7 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
             ["logging_steps"] = 1, ["save_steps"] = 5, ["learning_rate"] = 1e-3,
         });
         // Wait for a checkpoint, then kill the host the hard way.
-        await WaitFor(async () => (await api.GetFromJsonAsync<List<CheckpointDto>>($"/v1/jobs/{job}/checkpoints", WireJson.Options))!.Count > 0,
+        await WaitFor(async () => (await api.ListAsync<CheckpointDto>($"/v1/jobs/{job}/checkpoints"))!.Count > 0,
             TimeSpan.FromMinutes(3));
         system.KillHost();
         var stepAtKill = (await api.GetFromJsonAsync<JobDto>($"/v1/jobs/{job}", WireJson.Options))!.CurrentStep;
@@ -123,9 +123,9 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
         Assert.True(state == "succeeded", $"job ended {state}: {final.Error}\n{system.Logs()}");
         Assert.True(final.Attempt >= 2, "the run was restarted");
         Assert.True(stepAtKill < 40, "the host was killed before the run finished");
-        var events = await api.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job}/events", WireJson.Options);
+        var events = await api.ListAsync<JobEventDto>($"/v1/jobs/{job}/events");
         Assert.Contains(events!, e => e.ToState == "queued" && e.FromState is "running" or "scheduled");
-        var metrics = await api.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job}/metrics", WireJson.Options);
+        var metrics = await api.ListAsync<MetricDto>($"/v1/jobs/{job}/metrics");
         Assert.Equal(Enumerable.Range(1, 40), metrics!.Select(m => m.Step));   // one record per step, the resumed ones replacing nothing twice
     }
 

@@ -67,7 +67,7 @@ public sealed class DatasetEndpointTests(SmallUploadFactory factory) : IClassFix
         var lines = problem.RootElement.GetProperty("lines").EnumerateArray().Select(l => l.GetProperty("line").GetInt32()).ToList();
         Assert.Equal([2, 3], lines);
         Assert.Contains("line 2", problem.RootElement.GetProperty("errors").GetProperty("file")[0].GetString());
-        var list = await client.GetFromJsonAsync<DatasetPage>("/v1/datasets", WireJson.Options);
+        var list = await client.GetFromJsonAsync<Page<DatasetDto>>("/v1/datasets", WireJson.Options);
         Assert.Empty(list!.Data);
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(factory.DataDir, "tmp")));
     }
@@ -116,7 +116,7 @@ public sealed class DatasetEndpointTests(SmallUploadFactory factory) : IClassFix
         var got = await alice.GetFromJsonAsync<DatasetDto>($"/v1/datasets/{dataset.Id}?model=builtin:tiny-llama", WireJson.Options);
         Assert.Equal(dataset.Sha256, got!.Sha256);
         Assert.Equal(HttpStatusCode.NotFound, (await bob.GetAsync($"/v1/datasets/{dataset.Id}")).StatusCode);
-        Assert.DoesNotContain((await bob.GetFromJsonAsync<DatasetPage>("/v1/datasets", WireJson.Options))!.Data, d => d.Id == dataset.Id);
+        Assert.DoesNotContain((await bob.GetFromJsonAsync<Page<DatasetDto>>("/v1/datasets", WireJson.Options))!.Data, d => d.Id == dataset.Id);
         Assert.Equal(HttpStatusCode.UnprocessableEntity, (await alice.GetAsync($"/v1/datasets/{dataset.Id}?model=builtin:nope")).StatusCode);
     }
 }

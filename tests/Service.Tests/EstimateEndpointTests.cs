@@ -60,7 +60,7 @@ public sealed class EstimateEndpointTests(ServiceFactory factory) : IClassFixtur
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         var job = (await response.Content.ReadFromJsonAsync<JobDto>(WireJson.Options))!;
         Assert.Equal((2, 2), (job.SequenceParallelSize, job.Spec.SequenceParallelSize));
-        var events = await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options);
+        var events = await _client.ListAsync<JobEventDto>($"/v1/jobs/{job.Id}/events");
         Assert.Contains(events!, e => e.Reason.Contains("sequence_parallel_size auto → 2"));
         await using var scope = factory.Scope();
         Assert.Equal(PeakAt(2), factory.Db(scope).Jobs.Single(j => j.Id == job.Id).RankMemoryBytes);   // placement's filter reads it

@@ -155,7 +155,7 @@ public sealed class HostFaultTests(HostFaultFixture factory) : IClassFixture<Hos
     }
 
     private async Task<List<int>> StepsAsync(Guid job) =>
-        (await _client.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job}/metrics", WireJson.Options))!.Select(m => m.Step).ToList();
+        (await _client.ListAsync<MetricDto>($"/v1/jobs/{job}/metrics"))!.Select(m => m.Step).ToList();
 
     [Fact]
     public async Task Trainer_KilledBySigkill_ResumesFromItsCheckpointAndSucceeds()
@@ -238,7 +238,7 @@ public sealed class HostFaultTests(HostFaultFixture factory) : IClassFixture<Hos
         Assert.Equal(HttpStatusCode.ServiceUnavailable, during.StatusCode);
         Assert.Equal((JobStates.Succeeded, 1), (done.State, done.Attempt));
         Assert.Equal(Enumerable.Range(1, 8), await StepsAsync(job));
-        var hosts = await _client.GetFromJsonAsync<List<HostDto>>("/v1/hosts", WireJson.Options);
+        var hosts = await _client.ListAsync<HostDto>("/v1/hosts");
         Assert.Equal(4, hosts!.Single(h => h.Name == HostFlowFixture.HostName).FreeSlots);
     }
 

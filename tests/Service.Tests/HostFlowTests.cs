@@ -124,7 +124,7 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
         Assert.Equal(JobStates.Succeeded, done.State);
         Assert.Equal((6, 6, 384L), (done.CurrentStep, done.TotalSteps, done.TrainedTokens));
         Assert.Equal(1.0, done.Progress);
-        var metrics = await _client.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job.Id}/metrics", WireJson.Options);
+        var metrics = await _client.ListAsync<MetricDto>($"/v1/jobs/{job.Id}/metrics");
         Assert.Equal([1, 2, 3, 4, 5, 6], metrics!.Select(m => m.Step));
         Assert.Equal(2.0 / 3, metrics![2].Record.Loss!.Value, 4);
         Assert.Equal([1000L, 2000L], metrics[0].Record.RankPeakBytes!);
@@ -133,16 +133,16 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
         Assert.Contains(states, s => s.JobId == job.Id && s.State == JobStates.Running);
         Assert.Equal([1, 2, 3, 4, 5, 6], progress.Where(p => p.JobId == job.Id).Select(p => p.Step).Order());
 
-        var events = await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options);
+        var events = await _client.ListAsync<JobEventDto>($"/v1/jobs/{job.Id}/events");
         Assert.Equal([JobStates.Validating, JobStates.Queued, JobStates.Scheduled, JobStates.Running, JobStates.Succeeded], events!.Select(e => e.ToState));
-        var artifacts = await _client.GetFromJsonAsync<List<ArtifactDto>>($"/v1/jobs/{job.Id}/artifacts", WireJson.Options);
+        var artifacts = await _client.ListAsync<ArtifactDto>($"/v1/jobs/{job.Id}/artifacts");
         Assert.Contains(artifacts!, a => a.Path == "model.safetensors");
         Assert.Contains(artifacts!, a => a.Path == "checkpoint-6/step.txt");
         Assert.Equal($"weights of {job.Id}", await _client.GetStringAsync($"/v1/jobs/{job.Id}/artifacts/model.safetensors"));
         var config = JobSpecParser.FromJson(System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "jobs", job.Id.ToString(), "config.json")))!.AsObject());
         Assert.Equal(Path.Combine(factory.DataDir, "datasets", _dataset.Sha256[..2], _dataset.Sha256 + ".json"), config.Dataset);
         Assert.Equal(2, config.SequenceParallelSize);
-        var hosts = await _client.GetFromJsonAsync<List<LongSeqService.Shared.Hosts.HostDto>>("/v1/hosts", WireJson.Options);
+        var hosts = await _client.ListAsync<LongSeqService.Shared.Hosts.HostDto>("/v1/hosts");
         Assert.Equal(4, hosts!.Single(h => h.Name == HostFlowFixture.HostName).FreeSlots); // released
     }
 
@@ -153,7 +153,7 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
         var done = await WaitAsync(job.Id, j => JobStates.IsTerminal(j.State));
         Assert.Equal(JobStates.Failed, done.State);
         Assert.Equal("error: the fake trainer failed on purpose", done.Error);
-        Assert.Contains("exited with code 3", (await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options))!.Last().Reason);
+        Assert.Contains("exited with code 3", (await _client.ListAsync<JobEventDto>($"/v1/jobs/{job.Id}/events"))!.Last().Reason);
     }
 
     [Fact]
@@ -196,9 +196,9 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
         Assert.InRange(done.Attempt, 2, 3);
         var config = await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "jobs", job.Id.ToString(), "config.json"));
         Assert.Matches("\"resume_from_checkpoint\": \".*checkpoint-(4|6)\"", config);
-        var events = (await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options))!;
+        var events = (await _client.ListAsync<JobEventDto>($"/v1/jobs/{job.Id}/events"))!;
         Assert.Contains(events, e => e.ToState == JobStates.Queued && (e.Reason.Contains("restarted") || e.Reason.Contains("shut down")));
-        var metrics = await _client.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job.Id}/metrics", WireJson.Options);
+        var metrics = await _client.ListAsync<MetricDto>($"/v1/jobs/{job.Id}/metrics");
         Assert.Equal(Enumerable.Range(1, 8), metrics!.Select(m => m.Step));
     }
 

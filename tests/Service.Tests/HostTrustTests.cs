@@ -94,7 +94,7 @@ public sealed class HostTrustTests(ServiceFactory factory) : IClassFixture<Servi
         var response = await (await HostClient(_theirs)).PostAsJsonAsync($"/v1/hosts/{_myId}/runs/{job}/metrics", Loss(1, 1, 123.456), WireJson.Options);
 
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
-        Assert.Empty((await _tenant.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job}/metrics", WireJson.Options))!);
+        Assert.Empty((await _tenant.ListAsync<MetricDto>($"/v1/jobs/{job}/metrics"))!);
         Assert.Null((await JobAsync(job)).Loss);
     }
 
@@ -144,7 +144,7 @@ public sealed class HostTrustTests(ServiceFactory factory) : IClassFixture<Servi
         Assert.Equal((HttpStatusCode.Conflict, HttpStatusCode.Conflict), (metrics.StatusCode, finish.StatusCode));
         Assert.Contains("stop", await metrics.Content.ReadAsStringAsync());
         Assert.Equal(JobStates.Scheduled, (await JobAsync(job)).State);
-        Assert.Equal([1], (await _tenant.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job}/metrics", WireJson.Options))!.Select(m => m.Step));
+        Assert.Equal([1], (await _tenant.ListAsync<MetricDto>($"/v1/jobs/{job}/metrics"))!.Select(m => m.Step));
     }
 
     [Fact]
@@ -157,7 +157,7 @@ public sealed class HostTrustTests(ServiceFactory factory) : IClassFixture<Servi
         var again = await host.PostAsJsonAsync($"/v1/hosts/{_myId}/runs/{job}/finish", finish, WireJson.Options);
 
         Assert.Equal((HttpStatusCode.NoContent, HttpStatusCode.Conflict), (first.StatusCode, again.StatusCode));
-        var events = await _tenant.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job}/events", WireJson.Options);
+        var events = await _tenant.ListAsync<JobEventDto>($"/v1/jobs/{job}/events");
         Assert.Single(events!, e => e.ToState == JobStates.Succeeded);
     }
 

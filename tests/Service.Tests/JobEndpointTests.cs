@@ -51,7 +51,7 @@ public sealed class JobEndpointTests(ServiceFactory factory) : IClassFixture<Ser
         var job = (await response.Content.ReadFromJsonAsync<JobDto>(WireJson.Options))!;
         Assert.Equal((JobStates.Queued, 2, 2), (job.State, job.SequenceParallelSize, job.WorldSize));
         Assert.Equal($"/v1/jobs/{job.Id}", response.Headers.Location?.ToString());
-        var events = await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options);
+        var events = await _client.ListAsync<JobEventDto>($"/v1/jobs/{job.Id}/events");
         Assert.Equal([JobStates.Validating, JobStates.Queued], events!.Select(e => e.ToState));
         Assert.Equal(5, job.Spec.MaxSteps);
     }
@@ -168,26 +168,31 @@ public sealed class JobEndpointTests(ServiceFactory factory) : IClassFixture<Ser
             Assert.Equal(HttpStatusCode.NotFound, (await other.GetAsync($"/v1/jobs/{job.Id}{path}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await other.PostAsync($"/v1/jobs/{job.Id}/cancel", null)).StatusCode);
         Assert.Equal(JobStates.Queued, (await _client.GetFromJsonAsync<JobDto>($"/v1/jobs/{job.Id}", WireJson.Options))!.State);
-        Assert.DoesNotContain((await other.GetFromJsonAsync<JobPage>("/v1/jobs", WireJson.Options))!.Data, j => j.Id == job.Id);
+        Assert.DoesNotContain((await other.GetFromJsonAsync<Page<JobDto>>("/v1/jobs", WireJson.Options))!.Data, j => j.Id == job.Id);
     }
 
     [Fact]
-    public async Task List_FiltersByStateAndPages()
+    public async Task List_FiltersByStateAndPagesByCursor()
     {
         var (client, _) = await factory.TenantAsync();
         var dataset = await ServiceFactory.UploadAsync(client, Data.File("identity.json"));
         var jobs = new List<JobDto>();
         for (int i = 0; i < 5; i++) jobs.Add(await SubmitAsync(Spec(dataset: dataset.Id), client));
         await client.PostAsync($"/v1/jobs/{jobs[0].Id}/cancel", null);
-        var page = (await client.GetFromJsonAsync<JobPage>("/v1/jobs?limit=2&offset=0", WireJson.Options))!;
-        Assert.Equal((5, 2, true), (page.Total, page.Data.Count, page.HasMore));
+        var page = (await client.GetFromJsonAsync<Page<JobDto>>("/v1/jobs?limit=2", WireJson.Options))!;
+        Assert.Equal((2, true, jobs[3].Id.ToString()), (page.Data.Count, page.HasMore, page.NextAfter));
         Assert.Equal(jobs[4].Id, page.Data[0].Id); // newest first
-        var queued = (await client.GetFromJsonAsync<JobPage>("/v1/jobs?state=queued", WireJson.Options))!;
-        Assert.Equal(4, queued.Total);
-        var cancelled = (await client.GetFromJsonAsync<JobPage>("/v1/jobs?state=cancelled", WireJson.Options))!;
+        var second = (await client.GetFromJsonAsync<Page<JobDto>>($"/v1/jobs?limit=2&after={page.NextAfter}", WireJson.Options))!;
+        Assert.Equal([jobs[2].Id, jobs[1].Id], second.Data.Select(j => j.Id));
+        var last = (await client.GetFromJsonAsync<Page<JobDto>>($"/v1/jobs?limit=2&after={second.NextAfter}", WireJson.Options))!;
+        Assert.Equal((jobs[0].Id, false, (string?)null), (Assert.Single(last.Data).Id, last.HasMore, last.NextAfter));
+        Assert.Equal(jobs.Select(j => j.Id).Reverse(), (await client.ListAsync<JobDto>("/v1/jobs?limit=1")).Select(j => j.Id));
+        Assert.Equal(4, (await client.ListAsync<JobDto>("/v1/jobs?state=queued")).Count);
+        var cancelled = (await client.GetFromJsonAsync<Page<JobDto>>("/v1/jobs?state=cancelled", WireJson.Options))!;
         Assert.Equal(jobs[0].Id, Assert.Single(cancelled.Data).Id);
-        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await client.GetAsync("/v1/jobs?state=sleeping")).StatusCode);
-        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await client.GetAsync("/v1/jobs?limit=0")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.GetAsync("/v1/jobs?state=sleeping")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.GetAsync("/v1/jobs?limit=0")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.GetAsync($"/v1/jobs?after={Guid.NewGuid()}")).StatusCode);
     }
 
     [Fact]
@@ -209,7 +214,7 @@ public sealed class JobEndpointTests(ServiceFactory factory) : IClassFixture<Ser
             var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => _client.PostAsync($"/v1/jobs/{job.Id}/cancel", null)));
             Assert.Single(responses, r => r.StatusCode == HttpStatusCode.OK);
             Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.Conflict));
-            var events = await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job.Id}/events", WireJson.Options);
+            var events = await _client.ListAsync<JobEventDto>($"/v1/jobs/{job.Id}/events");
             Assert.Single(events!, e => e.ToState == JobStates.Cancelled);
         }
     }
@@ -224,7 +229,7 @@ public sealed class JobEndpointTests(ServiceFactory factory) : IClassFixture<Ser
         File.WriteAllText(Path.Combine(factory.DataDir, "secret.txt"), "no");
         Assert.Equal("{}", await _client.GetStringAsync($"/v1/jobs/{job.Id}/artifacts/config.json"));
         Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync($"/v1/jobs/{job.Id}/artifacts/..%2F..%2F..%2Fsecret.txt")).StatusCode);
-        var checkpoints = await _client.GetFromJsonAsync<List<CheckpointDto>>($"/v1/jobs/{job.Id}/checkpoints", WireJson.Options);
+        var checkpoints = await _client.ListAsync<CheckpointDto>($"/v1/jobs/{job.Id}/checkpoints");
         Assert.Equal(2, Assert.Single(checkpoints!).Step);
     }
 }

@@ -38,9 +38,9 @@ public sealed class JobFilesTests(ServiceFactory factory) : IClassFixture<Servic
         Directory.CreateSymbolicLink(Path.Combine(output, "pg"), secrets);
         Directory.CreateSymbolicLink(Path.Combine(output, "checkpoint-9"), elsewhere);
 
-        var listed = (await _client.GetFromJsonAsync<List<ArtifactDto>>($"/v1/jobs/{job.Id}/artifacts", WireJson.Options))!.Select(a => a.Path).ToList();
+        var listed = (await _client.ListAsync<ArtifactDto>($"/v1/jobs/{job.Id}/artifacts"))!.Select(a => a.Path).ToList();
         Assert.Equal(["checkpoint-1/config.json", "checkpoint-1/model.safetensors", "checkpoint-1/tokenizer.json", "config.json", "model.safetensors", "tokenizer.json"], listed);
-        var checkpoints = (await _client.GetFromJsonAsync<List<CheckpointDto>>($"/v1/jobs/{job.Id}/checkpoints", WireJson.Options))!;
+        var checkpoints = (await _client.ListAsync<CheckpointDto>($"/v1/jobs/{job.Id}/checkpoints"))!;
         Assert.Equal([1], checkpoints.Select(c => c.Step));
 
         foreach (var path in new[] { "passwd", "checkpoint-1/host.key", "relative.key", "pg/pwfile", "checkpoint-9/config.json", "../../../host.key", "..%2F..%2F..%2Fhost.key" })

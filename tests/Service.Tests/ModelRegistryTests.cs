@@ -167,7 +167,7 @@ public sealed class ModelRegistryTests(ServiceFactory factory) : IClassFixture<S
     public async Task ListModels_ShowsBuiltinsAndOnlyTheCallersOwnJobs()
     {
         var mine = await SucceededJobAsync(_a, _dataA, checkpoints: 2);
-        var list = (await _a.GetFromJsonAsync<List<ModelDto>>("/v1/models", WireJson.Options))!;
+        var list = (await _a.ListAsync<ModelDto>("/v1/models"))!;
         Assert.Contains(list, m => m.Id == "builtin:tiny-llama" && m.Kind == ModelKinds.Builtin);
         Assert.Contains(list, m => m.Id == $"job:{mine.Id}" && m.JobId == mine.Id);
         Assert.Contains(list, m => m.Id == $"job:{mine.Id}/checkpoint-2" && m.Step == 2);

@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Hosts;
 using System.Net.Http.Json;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Scheduler.Jobs;
@@ -190,7 +191,7 @@ public sealed class PlacementPassTests(ServiceFactory factory) : IClassFixture<S
         var row = await WithDb(db => db.Jobs.AsNoTracking().FirstAsync(j => j.Id == job));
         Assert.Equal((JobStates.Queued, (int?)null, 1), (row.State, row.HostId, row.Attempt));
         Assert.Equal(0, await WithDb(db => db.HostSlots.CountAsync(s => s.JobId == job)));
-        var events = await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job}/events", WireJson.Options);
+        var events = await _client.ListAsync<JobEventDto>($"/v1/jobs/{job}/events");
         Assert.Contains("lost", events!.Last().Reason);
 
         // The host comes back: the job is placed again under a new attempt.
@@ -208,7 +209,7 @@ public sealed class PlacementPassTests(ServiceFactory factory) : IClassFixture<S
         Assert.Single(await PassAsync());
         await factory.RegisterHostAsync(name, 2);
         Assert.Equal(JobStates.Queued, await WithDb(db => db.Jobs.Where(j => j.Id == job).Select(j => j.State).FirstAsync()));
-        Assert.Contains("restarted", (await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{job}/events", WireJson.Options))!.Last().Reason);
+        Assert.Contains("restarted", (await _client.ListAsync<JobEventDto>($"/v1/jobs/{job}/events"))!.Last().Reason);
     }
 
     [Fact]

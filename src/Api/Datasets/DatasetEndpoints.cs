@@ -7,6 +7,7 @@ using LongSeqService.Api.Models;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Shared.Datasets;
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Wire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -20,15 +21,16 @@ public static class DatasetEndpoints
     /// <summary>The multipart form of an upload (documents the request in OpenAPI).</summary>
     public sealed class UploadForm
     {
+        /// <summary>The .json or .jsonl file.</summary>
         public required IFormFile File { get; init; }
-        /// <summary>alpaca or sharegpt; detected when omitted.</summary>
-        public string? Formatting { get; init; }
+        /// <summary>The dataset's format; detected when omitted.</summary>
+        [ClosedSet(typeof(DatasetFormats))] public string? Formatting { get; init; }
     }
 
     public static void MapDatasetApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization(Policies.Tenant).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
-        group.MapPost("/", Upload)
+        group.MapPost("", Upload).WithName("uploadDataset")
             .Accepts<UploadForm>("multipart/form-data")
             .WithMetadata(new RequestSizeLimitAttribute(long.MaxValue)) // the handler enforces the configured limit while streaming
             .ProducesProblem(StatusCodes.Status400BadRequest)
@@ -36,13 +38,24 @@ public static class DatasetEndpoints
             .ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity)
             .WithSummary("Upload a dataset (.json or .jsonl in alpaca or sharegpt format); the whole file is checked")
             .DisableAntiforgery();
-        group.MapGet("/", async (ClaimsPrincipal user, ServiceDb db) =>
+        group.MapGet("", List).WithName("listDatasets").WithSummary("List the tenant's datasets, newest first (paged)");
+        group.MapGet("/{id}", Get).WithName("getDataset").ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("A dataset: format, rows, length statistics");
+    }
+
+    /// <param name="after">The next_after of the previous page; omit it for the first page.</param>
+    /// <param name="limit">Items per page, 1 to 500 (default 50).</param>
+    private static async Task<Results<Ok<Page<DatasetDto>>, ProblemHttpResult>> List(string? after, int? limit, ClaimsPrincipal user, ServiceDb db, CancellationToken ct)
+    {
+        if (Paging.Limit(limit, out var take) is { } bad) return bad;
+        var tenant = user.TenantId();
+        var q = db.Datasets.AsNoTracking().Where(d => d.TenantId == tenant);
+        if (after != null)
         {
-            var tenant = user.TenantId();
-            var rows = await db.Datasets.AsNoTracking().Where(d => d.TenantId == tenant).OrderByDescending(d => d.CreatedAt).ToListAsync();
-            return TypedResults.Ok(new DatasetPage(rows.Select(d => d.ToDto()).ToList()));
-        }).WithSummary("List the tenant's datasets");
-        group.MapGet("/{id}", Get).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("A dataset: format, rows, length statistics");
+            if (await db.Datasets.AsNoTracking().Where(d => d.Id == after && d.TenantId == tenant).Select(d => (DateTime?)d.CreatedAt).FirstOrDefaultAsync(ct) is not { } at)
+                return Paging.BadCursor(after, "one of this tenant's dataset ids");
+            q = q.Where(d => d.CreatedAt < at || (d.CreatedAt == at && string.Compare(d.Id, after) < 0));
+        }
+        return TypedResults.Ok(await Paging.ReadAsync(q.OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Id), take, d => d.ToDto(), d => d.Id, ct));
     }
 
     private static async Task<Results<Created<DatasetDto>, Ok<DatasetDto>, ProblemHttpResult>> Upload(
@@ -94,6 +107,10 @@ public static class DatasetEndpoints
 
     /// <summary>A dataset; with <c>?model=</c>, also its token lengths under that model's tokenizer and
     /// template, and how many examples a <c>cutoff_len</c> (default 2048) would truncate.</summary>
+    /// <param name="id">The dataset's id.</param>
+    /// <param name="model">A model name (as a job spec gives it): count token lengths under its tokenizer.</param>
+    /// <param name="cutoff_len">With model: count the examples longer than this (default 2048).</param>
+    /// <param name="template">With model: the chat template to render with (default: the model's).</param>
     private static async Task<Results<Ok<DatasetDto>, NotFound, ProblemHttpResult>> Get(string id, string? model, int? cutoff_len, string? template,
         ClaimsPrincipal user, ServiceDb db, ModelRegistry models, IOptions<LongSeqOptions> options, CancellationToken ct)
     {

@@ -16,7 +16,7 @@ namespace LongSeqService.Api.Estimates;
 public static class EstimateEndpoints
 {
     public static void MapEstimateApi(this IEndpointRouteBuilder app) =>
-        app.MapPost("/v1/estimates", Estimate).WithTags("Estimates").WithSummary("Predicted per-rank memory of a job spec")
+        app.MapPost("/v1/estimates", Estimate).WithName("estimateJobMemory").ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithTags("Estimates").WithSummary("Predicted per-rank memory of a job spec")
             .RequireAuthorization(Policies.Tenant).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
 
     public static async Task<Results<Ok<JsonObject>, ProblemHttpResult>> Estimate(JsonObject body, ServiceDb db, CancellationToken ct)

@@ -7,6 +7,7 @@ using LongSeqService.Scheduler.Liveness;
 using LongSeqService.Scheduler.Placement;
 using LongSeqService.Shared.Hosts;
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Wire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -18,18 +19,32 @@ namespace LongSeqService.Api.Hosts;
 /// shown only for the caller's own jobs.</summary>
 public static class HostEndpoints
 {
+    /// <summary>The OpenAPI document of what trainer hosts call (host keys), apart from the tenants' document.</summary>
+    public const string Document = "hosts";
+
     public static void MapHostApi(this IEndpointRouteBuilder app)
     {
         var hosts = app.MapGroup("/v1/hosts").WithTags("Hosts").ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
-        hosts.MapGet("/", List).RequireAuthorization(Policies.Tenant).WithSummary("Trainer hosts, their slots and what holds each");
-        hosts.MapGet("/{id:int}", Get).RequireAuthorization(Policies.Tenant).WithSummary("One trainer host");
-        hosts.MapPost("/register", Register).RequireAuthorization(Policies.Host).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status409Conflict).WithSummary("A trainer host registers its slots (host key)");
-        hosts.MapPost("/{id:int}/heartbeat", Heartbeat).RequireAuthorization(Policies.Host).ProducesProblem(StatusCodes.Status404NotFound).WithSummary("A trainer host is alive; the answer lists runs to stop and runs leased to it to start");
+        hosts.MapGet("", List).WithName("listHosts").RequireAuthorization(Policies.Tenant).WithSummary("Trainer hosts, their slots and what holds each, by id (paged)");
+        hosts.MapGet("/{id:int}", Get).WithName("getHost").RequireAuthorization(Policies.Tenant).WithSummary("One trainer host");
+        hosts.MapPost("/register", Register).WithName("registerHost").WithGroupName(Document).RequireAuthorization(Policies.Host)
+            .ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status409Conflict).WithSummary("A trainer host registers its slots (host key)");
+        hosts.MapPost("/{id:int}/heartbeat", Heartbeat).WithName("heartbeatHost").WithGroupName(Document).RequireAuthorization(Policies.Host)
+            .ProducesProblem(StatusCodes.Status404NotFound).WithSummary("A trainer host is alive; the answer lists runs to stop and runs leased to it to start");
     }
 
-    private static async Task<Ok<List<HostDto>>> List(ClaimsPrincipal user, ServiceDb db) =>
-        TypedResults.Ok(await Dtos(db, user, db.Hosts.AsNoTracking().OrderBy(h => h.Id)));
+    /// <param name="after">The next_after of the previous page; omit it for the first page.</param>
+    /// <param name="limit">Items per page, 1 to 500 (default 50).</param>
+    private static async Task<Results<Ok<Page<HostDto>>, ProblemHttpResult>> List(string? after, int? limit, ClaimsPrincipal user, ServiceDb db)
+    {
+        if (Paging.Limit(limit, out var take) is { } bad) return bad;
+        int from = 0;
+        if (after != null && !int.TryParse(after, out from)) return Paging.BadCursor(after, "a host id");
+        var hosts = await Dtos(db, user, db.Hosts.AsNoTracking().Where(h => h.Id > from).OrderBy(h => h.Id).Take(take + 1));
+        return TypedResults.Ok(Paging.Past(hosts, null, take, h => h.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
 
+    /// <param name="id">The host's id.</param>
     private static async Task<Results<Ok<HostDto>, NotFound>> Get(int id, ClaimsPrincipal user, ServiceDb db) =>
         (await Dtos(db, user, db.Hosts.AsNoTracking().Where(h => h.Id == id))).FirstOrDefault() is { } h ? TypedResults.Ok(h) : TypedResults.NotFound();
 
@@ -87,6 +102,7 @@ public static class HostEndpoints
     /// frozen host's trainers are dead before the API declares the host lost and places its runs elsewhere.</summary>
     public static int LeaseSeconds(SchedulerOptions o) => Math.Max(2, o.HostTimeoutSeconds / 2);
 
+    /// <param name="id">The host's id (from its registration).</param>
     private static async Task<Results<Ok<HeartbeatResponse>, ProblemHttpResult>> Heartbeat(int id, HeartbeatRequest request, ClaimsPrincipal user,
         ServiceDb db, LivenessCheck liveness, PlacementTrigger placement)
     {

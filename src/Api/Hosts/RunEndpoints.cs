@@ -28,12 +28,15 @@ public static class RunEndpoints
 {
     public static void MapRunApi(this IEndpointRouteBuilder app)
     {
-        var runs = app.MapGroup("/v1/hosts/{hostId:int}/runs/{jobId:guid}").WithTags("Hosts").RequireAuthorization(Policies.Host).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict);
-        runs.MapPost("/start", Start).WithSummary("Start a run placed on this host (409 when it is not, or no longer, this host's)");
-        runs.MapPost("/metrics", Metrics).WithSummary("Forward trainer_log.jsonl records of a running job");
-        runs.MapPost("/finish", Finish).WithSummary("Report how a run ended");
+        var runs = app.MapGroup("/v1/hosts/{hostId:int}/runs/{jobId:guid}").WithTags("Runs").WithGroupName(HostEndpoints.Document).RequireAuthorization(Policies.Host)
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status409Conflict);
+        runs.MapPost("/start", Start).WithName("startRun").WithSummary("Start a run placed on this host (409 when it is not, or no longer, this host's)");
+        runs.MapPost("/metrics", Metrics).WithName("reportRunMetrics").ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("Forward trainer_log.jsonl records of a running job");
+        runs.MapPost("/finish", Finish).WithName("finishRun").ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("Report how a run ended");
     }
 
+    /// <param name="hostId">The host's id.</param>
+    /// <param name="jobId">The job.</param>
     private static async Task<Results<Ok<StartRunResponse>, ProblemHttpResult>> Start(int hostId, Guid jobId, StartRunRequest request, ClaimsPrincipal user,
         ServiceDb db, JobStateMachine jobs, DatasetStore store, IOptions<LongSeqOptions> o, PlacementTrigger placement)
     {
@@ -67,6 +70,8 @@ public static class RunEndpoints
             JobPaths.RunDir(o.Value, jobId), JobPaths.OutputDir(o.Value, jobId)));
     }
 
+    /// <param name="hostId">The host's id.</param>
+    /// <param name="jobId">The job.</param>
     private static async Task<Results<NoContent, ProblemHttpResult>> Metrics(int hostId, Guid jobId, RunMetricsRequest request, ClaimsPrincipal user,
         ServiceDb db, MetricIngest ingest)
     {
@@ -80,12 +85,13 @@ public static class RunEndpoints
     private static ProblemHttpResult Stale(Guid jobId, int attempt, int hostId) =>
         Problems.Conflict($"job {jobId} attempt {attempt} is not running on host {hostId}: stop this trainer");
 
+    /// <param name="hostId">The host's id.</param>
+    /// <param name="jobId">The job.</param>
     private static async Task<Results<NoContent, ProblemHttpResult>> Finish(int hostId, Guid jobId, FinishRunRequest request, ClaimsPrincipal user,
         ServiceDb db, JobStateMachine jobs, PlacementTrigger placement, IOptions<LongSeqOptions> o)
     {
         if (await HostOwnership.RefuseAsync(db, user, hostId) is { } refused) return refused;
-        if (request.Outcome is not (RunOutcomes.Succeeded or RunOutcomes.Failed or RunOutcomes.Cancelled or RunOutcomes.Interrupted or RunOutcomes.Paused))
-            return Problems.Invalid("outcome", "one of succeeded, failed, cancelled, interrupted, paused");
+        if (!RunOutcomes.All.Contains(request.Outcome)) return Problems.Invalid("outcome", $"one of {string.Join(", ", RunOutcomes.All)}");
         Func<IQueryable<Job>, IQueryable<Job>> mine = q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt);
         // The trainer's last line names its files by absolute path; the tenant reads it without the server's data directory.
         var error = JobPaths.Scrub(o.Value, request.Error is { Length: > 2000 } e ? e[..2000] : request.Error);

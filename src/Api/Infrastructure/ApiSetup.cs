@@ -83,7 +83,14 @@ public static class ApiSetup
         services.AddExceptionHandler<DatabaseUnavailableHandler>();
         services.AddApiKeyAuth();
         services.AddSignalR().AddJsonProtocol(o => WireJson.Configure(o.PayloadSerializerOptions));
-        services.AddOpenApi(o => o.AddDocumentTransformer<OpenApiDocumentSetup>());
+        foreach (var document in new[] { OpenApiDocumentSetup.TenantDocument, HostEndpoints.Document })
+            services.AddOpenApi(document, o =>
+            {
+                o.ShouldInclude = endpoint => OpenApiDocumentSetup.Includes(document, endpoint);
+                o.AddDocumentTransformer<OpenApiDocumentSetup>();
+                o.AddOperationTransformer<OpenApiOperationSetup>();
+                o.AddSchemaTransformer<OpenApiSchemaSetup>();
+            });
         services.AddSingleton<DatasetStore>();
         services.AddScoped<MetricIngest>();
         services.AddScoped<ModelRegistry>();
@@ -106,21 +113,29 @@ public static class ApiSetup
         app.UseAuthorization();
 
         app.MapOpenApi("/openapi/{documentName}.json");
-        app.UseSwaggerUI(o => { o.SwaggerEndpoint("/openapi/v1.json", "LongSeqService v1"); o.RoutePrefix = "swagger"; });
+        app.UseSwaggerUI(o =>
+        {
+            o.SwaggerEndpoint($"/openapi/{OpenApiDocumentSetup.TenantDocument}.json", "LongSeqService v1");
+            o.SwaggerEndpoint($"/openapi/{HostEndpoints.Document}.json", "Trainer hosts");
+            o.RoutePrefix = "swagger";
+        });
         app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [new AdminOnlyDashboard()], DisplayStorageConnectionString = false },
             app.Services.GetRequiredService<JobStorage>());
 
-        app.MapHealth();
-        app.MapKeyApi();
-        app.MapDatasetApi();
-        app.MapJobApi();
-        app.MapJobPauseApi();
+        // One filter for every endpoint: a query parameter the endpoint does not declare is a 400 naming it.
+        var api = app.MapGroup("").RefuseUnknownQueryParameters();
+        api.MapHealth();
+        api.MapKeyApi();
+        api.MapDatasetApi();
+        api.MapJobApi();
+        api.MapJobPauseApi();
+        api.MapModelApi();
+        api.MapEstimateApi();
+        api.MapHostApi();
+        api.MapRunApi();
+        // The OpenAI surface keeps OpenAI's conventions (it ignores query parameters it does not know).
         app.MapOpenAiFileApi();
         app.MapFineTuningApi();
-        app.MapModelApi();
-        app.MapEstimateApi();
-        app.MapHostApi();
-        app.MapRunApi();
         app.MapHub<ProgressHub>(ProgressHubNames.Path);
     }
 }

@@ -18,6 +18,10 @@ public static class Problems
 
     public static ProblemHttpResult Invalid(string field, string message) => Invalid([new SpecError(field, message)]);
 
+    /// <summary>400 naming the query parameter at fault (unknown, or a value it cannot take).</summary>
+    public static ProblemHttpResult BadQuery(string parameter, string message) =>
+        Invalid([new SpecError(parameter, message)], "A query parameter is not valid", status: StatusCodes.Status400BadRequest);
+
     public static ProblemHttpResult Status(int status, string title, string? detail = null) =>
         TypedResults.Problem(title: title, detail: detail, statusCode: status);
 

@@ -6,7 +6,9 @@ using LongSeqService.Api.Estimates;
 using LongSeqService.Api.Infrastructure;
 using LongSeqService.Api.Models;
 using LongSeqService.Scheduler.Data;
+using LongSeqService.Scheduler.Jobs;
 using LongSeqService.Scheduler.Placement;
+using LongSeqService.Shared.Progress;
 using LongSeqService.Shared.Datasets;
 using LongSeqService.Shared.Jobs;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -29,7 +31,8 @@ public static class JobSubmission
 
     /// <param name="describe">Sets what the caller's surface adds to a new job (the OpenAI surface's suffix and metadata), before it is saved.</param>
     public static async Task<Results<Created<JobDto>, Ok<JobDto>, ProblemHttpResult>> Submit(
-        JsonObject body, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, CancellationToken ct, Action<Job>? describe = null)
+        JsonObject body, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, CancellationToken ct,
+        IJobNotifier? notifier = null, Action<Job>? describe = null)
     {
         var tenant = user.TenantId();
         var errors = new List<SpecError>();
@@ -91,9 +94,13 @@ public static class JobSubmission
         };
         describe?.Invoke(job);
         db.Jobs.Add(job);
-        db.JobEvents.Add(new JobEvent { JobId = job.Id, At = now, FromState = null, ToState = JobStates.Validating, Reason = "submitted" });
-        db.JobEvents.Add(new JobEvent { JobId = job.Id, At = now, FromState = JobStates.Validating, ToState = JobStates.Queued,
-            Reason = $"spec, model, dataset and capacity checked; needs {spec.WorldSize} slot(s) on one host" + (memory?.Note is { } note ? "; " + note : "") });
+        JobEvent[] events =
+        [
+            new() { JobId = job.Id, At = now, FromState = null, ToState = JobStates.Validating, Reason = "submitted" },
+            new() { JobId = job.Id, At = now, FromState = JobStates.Validating, ToState = JobStates.Queued,
+                Reason = $"spec, model, dataset and capacity checked; needs {spec.WorldSize} slot(s) on one host" + (memory?.Note is { } note ? "; " + note : "") },
+        ];
+        db.JobEvents.AddRange(events);
         try { await db.SaveChangesAsync(ct); }
         catch (DbUpdateException) when (idempotencyKey != null)
         {
@@ -102,6 +109,9 @@ public static class JobSubmission
             if (await Replay(db, tenant, idempotencyKey, spec, priority, ct) is { } again) return again;
             throw;
         }
+        // The first two transitions happen inside this request; a tenant's subscribers hear them as they hear every other one.
+        if (notifier != null)
+            foreach (var e in events) await notifier.StateChangedAsync(tenant, new JobStateMessage(job.Id, e.ToState, e.FromState, e.Reason, e.At));
         placement.Request();
         return TypedResults.Created($"/v1/jobs/{job.Id}", job.ToDto());
     }

@@ -3,6 +3,7 @@ using LongSeqService.Api.Infrastructure;
 using LongSeqService.Api.Progress;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Shared.Keys;
+using LongSeqService.Shared.Wire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Caching.Memory;
@@ -13,19 +14,38 @@ namespace LongSeqService.Api.Keys;
 /// <summary>/v1/keys: admins create tenant, admin and host keys; /v1/me tells a caller who it is.</summary>
 public static class KeyEndpoints
 {
-    public sealed record WhoAmI(string Tenant, string Role, Guid KeyId);
+    /// <summary>Who the caller is.</summary>
+    /// <param name="Tenant">The caller's tenant.</param>
+    /// <param name="Role">What its key may do.</param>
+    /// <param name="KeyId">The key's id.</param>
+    public sealed record WhoAmI(string Tenant, [property: ClosedSet(typeof(KeyRoles))] string Role, Guid KeyId);
 
     public static void MapKeyApi(this IEndpointRouteBuilder app)
     {
         var keys = app.MapGroup("/v1/keys").WithTags("Keys").RequireAuthorization(Policies.Admin).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
-        keys.MapPost("/", Create).ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("Create an API key for a tenant (the key is shown once)");
-        keys.MapGet("/", async (ServiceDb db) => TypedResults.Ok(await db.ApiKeys.AsNoTracking().OrderBy(k => k.CreatedAt)
-            .Select(k => k.ToDto(k.Tenant!.Name)).ToListAsync())).WithSummary("List keys (no secrets)");
-        keys.MapDelete("/{id:guid}", Revoke).WithSummary("Revoke a key: its requests and open hub connections stop at once (on this API process)");
+        keys.MapPost("", Create).WithName("createKey").ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity).WithSummary("Create an API key for a tenant (the key is shown once)");
+        keys.MapGet("", List).WithName("listKeys").WithSummary("List keys, oldest first (no secrets; paged)");
+        keys.MapDelete("/{id:guid}", Revoke).WithName("revokeKey").WithSummary("Revoke a key: its requests and open hub connections stop at once (on this API process)");
 
         app.MapGet("/v1/me", (ClaimsPrincipal user) => TypedResults.Ok(new WhoAmI(user.Identity!.Name!,
                 user.FindFirstValue(ClaimTypes.Role)!, Guid.Parse(user.FindFirstValue(ApiKeys.KeyIdClaim)!))))
-            .WithTags("Keys").WithSummary("The caller's tenant and role").RequireAuthorization().ProducesProblem(StatusCodes.Status401Unauthorized);
+            .WithName("getMe").WithTags("Keys").WithSummary("The caller's tenant and role").RequireAuthorization().ProducesProblem(StatusCodes.Status401Unauthorized);
+    }
+
+    /// <param name="after">The next_after of the previous page; omit it for the first page.</param>
+    /// <param name="limit">Items per page, 1 to 500 (default 50).</param>
+    private static async Task<Results<Ok<Page<KeyDto>>, ProblemHttpResult>> List(string? after, int? limit, ServiceDb db, CancellationToken ct)
+    {
+        if (Paging.Limit(limit, out var take) is { } bad) return bad;
+        var q = db.ApiKeys.AsNoTracking();
+        if (after != null)
+        {
+            if (!Guid.TryParse(after, out var cursorId) || await db.ApiKeys.AsNoTracking().Where(k => k.Id == cursorId).Select(k => (DateTime?)k.CreatedAt).FirstOrDefaultAsync(ct) is not { } at)
+                return Paging.BadCursor(after, "a key id");
+            q = q.Where(k => k.CreatedAt > at || (k.CreatedAt == at && k.Id.CompareTo(cursorId) > 0));
+        }
+        var page = await Paging.ReadAsync(q.OrderBy(k => k.CreatedAt).ThenBy(k => k.Id).Select(k => new { k.Id, Dto = k.ToDto(k.Tenant!.Name) }), take, k => k.Dto, k => k.Id.ToString(), ct);
+        return TypedResults.Ok(page);
     }
 
     private static async Task<Results<Created<CreatedKeyDto>, ProblemHttpResult>> Create(CreateKeyRequest request, ServiceDb db)
@@ -43,6 +63,7 @@ public static class KeyEndpoints
         return TypedResults.Created($"/v1/keys/{key.Id}", new CreatedKeyDto(key.Id, secret, tenant.Name, role, key.Name, key.CreatedAt));
     }
 
+    /// <param name="id">The key's id.</param>
     private static async Task<Results<NoContent, NotFound>> Revoke(Guid id, ServiceDb db, IMemoryCache cache, HubConnectionsByKey hubConnections)
     {
         var key = await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == id);

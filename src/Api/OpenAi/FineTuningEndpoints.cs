@@ -48,7 +48,7 @@ public static class FineTuningEndpoints
     }
 
     private static async Task<Results<Ok<FineTuningJobObject>, JsonHttpResult<OpenAiErrorBody>>> Create(
-        HttpRequest request, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, CancellationToken ct)
+        HttpRequest request, ClaimsPrincipal user, ServiceDb db, ModelRegistry models, PlacementTrigger placement, IJobNotifier notifier, CancellationToken ct)
     {
         if (request.ContentLength > MaxBodyBytes) return OpenAiErrors.Error(StatusCodes.Status413PayloadTooLarge, $"the body is over {MaxBodyBytes} bytes");
         JsonObject? body;
@@ -59,7 +59,7 @@ public static class FineTuningEndpoints
         try { mapped = FineTuningRequest.Map(body); }
         catch (FineTuningRequest.Invalid e) { return OpenAiErrors.Invalid(e.Param, e.Message); }
 
-        var submitted = await JobSubmission.Submit(mapped.Native, user, db, models, placement, ct, job => (job.Suffix, job.Metadata) = (mapped.Suffix, mapped.Metadata));
+        var submitted = await JobSubmission.Submit(mapped.Native, user, db, models, placement, ct, notifier, job => (job.Suffix, job.Metadata) = (mapped.Suffix, mapped.Metadata));
         Guid? id = submitted.Result switch { Created<JobDto> c => c.Value!.Id, Ok<JobDto> o => o.Value!.Id, _ => null };
         if (id == null) return OpenAiErrors.From((ProblemHttpResult)submitted.Result, mapped.ParamOf);
         return TypedResults.Ok(FineTuningView.Job((await JobEndpoints.Find(db, user, id.Value))!));

@@ -1,10 +1,10 @@
 namespace LongSeqService.Api.OpenAi;
 
-/// <summary>OpenAI's cursor paging over a list already in its order: the items after the one with id
-/// <paramref name="after"/> (all of them when null), at most <paramref name="limit"/>, and whether more follow.
-/// Null when <paramref name="after"/> is not in the list.</summary>
+/// <summary>OpenAI's cursor paging over a list already in its order.</summary>
 public static class OpenAiPaging
 {
+    /// <summary>The items after the one with id <paramref name="after"/> (all of them when null), at most
+    /// <paramref name="limit"/>, and whether more follow. Null when <paramref name="after"/> is not in the list.</summary>
     public static (List<T> Page, bool HasMore)? After<T>(IReadOnlyList<T> ordered, Func<T, string> id, string? after, int limit)
     {
         int start = 0;

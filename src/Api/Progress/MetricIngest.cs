@@ -31,7 +31,7 @@ public sealed class MetricIngest(ServiceDb db, IJobNotifier notifier)
         {
             var json = JsonSerializer.Serialize(r, WireJson.Options);
             await db.Database.ExecuteSqlInterpolatedAsync($@"
-                INSERT INTO metrics (job_id, step, at, loss, record) VALUES ({jobId}, {r.CurrentSteps}, {now}, {r.Loss}, {json}::jsonb)
+                INSERT INTO metrics (job_id, step, at, loss, record) VALUES ({jobId}, {r.CurrentSteps}, {StepTime(r, now)}, {r.Loss}, {json}::jsonb)
                 ON CONFLICT (job_id, step) DO UPDATE SET at = excluded.at, loss = excluded.loss, record = excluded.record");
         }
         var last = records.MaxBy(r => r.CurrentSteps)!;
@@ -46,7 +46,10 @@ public sealed class MetricIngest(ServiceDb db, IJobNotifier notifier)
             .SetProperty(j => j.EstimatedFinish, j => eta ?? j.EstimatedFinish)
             .SetProperty(j => j.UpdatedAt, now));
         await tx.CommitAsync();
-        foreach (var r in records) await notifier.ProgressAsync(job.TenantId, new MetricDto(jobId, r.CurrentSteps, now, r));
+        foreach (var r in records) await notifier.ProgressAsync(job.TenantId, new MetricDto(jobId, r.CurrentSteps, StepTime(r, now), r));
         return true;
     }
+
+    /// <summary>The step's own time (the trainer's logged_at), or the time it arrived for a trainer that gives none.</summary>
+    private static DateTime StepTime(TrainerLogRecord r, DateTime received) => r.LoggedAt?.UtcDateTime ?? received;
 }

@@ -2,13 +2,6 @@ using LongSeqService.Shared.Hosts;
 
 namespace LongSeqService.Scheduler.Data;
 
-public static class HostStates
-{
-    public const string Online = "online";
-    /// <summary>Missed its heartbeats: holds no slots, runs nothing, until it heartbeats or registers again.</summary>
-    public const string Lost = "lost";
-}
-
 /// <summary>A trainer host: a machine with slots that runs the runs placed on it.</summary>
 public sealed class TrainerHost
 {

@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Hosts;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Shared.Jobs;
 using LongSeqService.Shared.Progress;

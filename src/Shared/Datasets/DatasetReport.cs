@@ -12,12 +12,20 @@ public static class DatasetFormats
 }
 
 /// <summary>A bad example: the 1-based line where it starts, its 0-based row, and what is wrong.</summary>
+/// <param name="Line">The 1-based line where the example starts.</param>
+/// <param name="Row">Its 0-based row, when the file parsed that far.</param>
+/// <param name="Message">What is wrong and what would work.</param>
 public sealed record DatasetLineError(int Line, int? Row, string Message)
 {
     public override string ToString() => $"line {Line}" + (Row is { } r ? $" (row {r})" : "") + $": {Message}";
 }
 
 /// <summary>Length of an example in characters (all of its text), over the whole file.</summary>
+/// <param name="Min">The shortest.</param>
+/// <param name="Mean">The mean.</param>
+/// <param name="P50">The median.</param>
+/// <param name="P95">The 95th percentile.</param>
+/// <param name="Max">The longest.</param>
 public sealed record LengthStats(int Min, double Mean, int P50, int P95, int Max)
 {
     public static LengthStats? From(List<int> lengths)

@@ -1,28 +1,70 @@
+using LongSeqService.Shared.Wire;
+
 namespace LongSeqService.Shared.Hosts;
 
+/// <summary>A trainer host's liveness, as the API sees it.</summary>
+public static class HostStates
+{
+    public const string Online = "online";
+    /// <summary>Missed its heartbeats: holds no slots, runs nothing, until it heartbeats or registers again.</summary>
+    public const string Lost = "lost";
+
+    public static readonly string[] All = [Online, Lost];
+}
+
 /// <summary>One slot of a trainer host: a GPU (device "cuda:0", its memory) or a CPU slot ("cpu").</summary>
+/// <param name="Device">The device: cpu, or cuda:&lt;index&gt;.</param>
+/// <param name="MemoryBytes">The slot's memory in bytes, when the host knows it (placement then checks that a rank fits).</param>
 public sealed record SlotSpec(string Device, long? MemoryBytes);
 
 /// <summary>Sent by a trainer host when it starts. Registering again under the same name (with the same
 /// host key) is the same host coming back: whatever it was running is gone, so its runs are requeued.</summary>
+/// <param name="Name">The host's name (1 to 200 characters); bound to the host key that first registers it.</param>
+/// <param name="Slots">Its slots, 1 to 1024.</param>
 public sealed record RegisterHostRequest(string Name, IReadOnlyList<SlotSpec> Slots);
 
 /// <summary>The host's id, how often to heartbeat, and how long its trainers may run without hearing from
 /// the host process (the local lease; shorter than the API's host timeout, so a frozen host's trainers are
 /// gone before its runs are placed elsewhere). No database credential: runs are leased over HTTP.</summary>
+/// <param name="HostId">The host's id, for the heartbeat and run URLs.</param>
+/// <param name="HeartbeatSeconds">Seconds between heartbeats.</param>
+/// <param name="LeaseSeconds">Seconds a trainer may run without hearing from its host process.</param>
 public sealed record RegisterHostResponse(int HostId, int HeartbeatSeconds, int LeaseSeconds);
 
 /// <summary>The runs a host is executing right now (job id and attempt).</summary>
+/// <param name="Running">Every run the host is executing.</param>
 public sealed record HeartbeatRequest(IReadOnlyList<RunningRun> Running);
+
+/// <summary>A run: a job and the attempt being executed.</summary>
+/// <param name="JobId">The job.</param>
+/// <param name="Attempt">The attempt (the fencing token every report carries).</param>
 public sealed record RunningRun(Guid JobId, int Attempt);
 
 /// <summary>What the host must do, in this order: when <paramref name="Lost"/>, stop every trainer (the
 /// API declared the host lost and requeued its runs); stop the runs in <paramref name="Stop"/> (cancelled,
 /// or no longer this attempt); start the runs in <paramref name="Start"/> (placed here: the lease); ask the runs in
 /// <paramref name="Pause"/> to checkpoint and stop (a tenant paused them).</summary>
+/// <param name="Stop">Jobs whose trainers the host must stop.</param>
+/// <param name="Start">Runs placed on this host that it has not started: start each (POST …/runs/{job_id}/start).</param>
+/// <param name="Lost">True when the API had declared the host lost: stop every trainer first.</param>
+/// <param name="Pause">Jobs a tenant paused: the host asks each trainer to checkpoint and stop (<see cref="Runs.PauseProtocol"/>).</param>
 public sealed record HeartbeatResponse(IReadOnlyList<Guid> Stop, IReadOnlyList<RunningRun> Start, bool Lost = false, IReadOnlyList<Guid>? Pause = null);
 
+/// <summary>A slot of a host and what holds it.</summary>
+/// <param name="Index">The slot's index on its host, from 0.</param>
+/// <param name="Device">The device: cpu, or cuda:&lt;index&gt;.</param>
+/// <param name="MemoryBytes">The slot's memory in bytes, when the host reported it.</param>
+/// <param name="JobId">The job holding the slot, when it is the caller's own (other tenants' jobs show as null, as do free slots).</param>
 public sealed record SlotDto(int Index, string Device, long? MemoryBytes, Guid? JobId);
 
-public sealed record HostDto(int Id, string Name, string State, DateTimeOffset RegisteredAt,
+/// <summary>A trainer host, its slots and what holds them.</summary>
+/// <param name="Id">The host's id.</param>
+/// <param name="Name">The name it registered under.</param>
+/// <param name="State">Whether it heartbeats.</param>
+/// <param name="RegisteredAt">When it last registered (a restart registers again).</param>
+/// <param name="LastHeartbeatAt">When it last heartbeated.</param>
+/// <param name="TotalSlots">Its slot count.</param>
+/// <param name="FreeSlots">Slots no job holds.</param>
+/// <param name="Slots">Every slot, by index.</param>
+public sealed record HostDto(int Id, string Name, [property: ClosedSet(typeof(HostStates))] string State, DateTimeOffset RegisteredAt,
     DateTimeOffset LastHeartbeatAt, int TotalSlots, int FreeSlots, IReadOnlyList<SlotDto> Slots);

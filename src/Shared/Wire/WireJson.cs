@@ -14,7 +14,9 @@ public static class WireJson
         o.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
         o.DictionaryKeyPolicy = null;
         o.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
-        o.NumberHandling = JsonNumberHandling.AllowReadingFromString | JsonNumberHandling.AllowNamedFloatingPointLiterals;
+        // Numbers are JSON numbers, both ways: no "1.5" strings, no NaN/Infinity literals. Anything laxer
+        // makes every number of the OpenAPI document a number-or-string schema, and generated clients lose them.
+        o.NumberHandling = JsonNumberHandling.Strict;
         return o;
     }
 }

@@ -58,6 +58,8 @@ public sealed class TrainerLog
             ["grad_norm"] = Math.Round(m.GradNorm, 6),
             ["rank_peak_bytes"] = new JsonArray(rankPeakBytes.Select(b => (JsonNode)b).ToArray()),
             ["rank_baseline_bytes"] = new JsonArray(rankBaselineBytes.Select(b => (JsonNode)b).ToArray()),
+            // The step's own time: a record reaches the service later (batched, or replayed from a host's spool).
+            ["logged_at"] = DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
         };
         if (evalLoss is { } ev) o["eval_loss"] = Math.Round(ev, 6);
         if (m.Preference is { } pref)

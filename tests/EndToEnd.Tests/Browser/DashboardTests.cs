@@ -112,7 +112,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         await Expect(_page.Locator(".charts[data-loaded=true]")).ToBeAttachedAsync();
         Assert.False(await _page.EvaluateAsync<bool>("() => 'samples' in window"), "the page was reloaded");
         using var api = system.Client(key);
-        var metrics = (await api.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{jobId}/metrics", WireJson.Options))!;
+        var metrics = (await api.ListAsync<MetricDto>($"/v1/jobs/{jobId}/metrics"))!;
         Assert.Equal(steps, metrics.Count);
         await Expect(_page.Locator("[data-chart=loss]")).ToHaveAttributeAsync("data-points", steps.ToString());
         await Expect(_page.Locator("[data-chart=loss]")).ToHaveAttributeAsync("data-last-step", steps.ToString());
@@ -141,7 +141,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         var row = _page.Locator($"tr[data-job-id='{job}']");
         await Expect(row.Locator(".badge")).ToHaveTextAsync("running", new() { Timeout = (float)JobTimeout.TotalMilliseconds });
         // The row's progress moves with the hub's messages; the list is not reloaded for that.
-        await Expect(row.Locator(".progress-label")).ToHaveTextAsync(new Regex(@"^[1-9]\d* / 400$"));
+        await Expect(row.Locator(".progress-label")).ToHaveTextAsync(new Regex(@"^[1-9]\d* / 400$"), new() { Timeout = (float)JobTimeout.TotalMilliseconds });
         var first = await row.Locator(".progress-label").TextContentAsync();
         await Expect(row.Locator(".progress-label")).Not.ToHaveTextAsync(first!);
         await Screenshot("jobs.png");

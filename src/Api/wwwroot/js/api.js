@@ -54,25 +54,39 @@ export async function download(path, fileName) {
 /** Checks a key before keeping it: who it belongs to, or an ApiError (401 for a wrong key). */
 export async function whoIs(key) { return (await call('/v1/me', { key })).json(); }
 
+/** Every item of a paged list ({data, has_more, next_after}), following next_after as ?after=. */
+export async function all(path) {
+  const items = [];
+  for (let after = null; ;) {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await getJson(after == null ? path : `${path}${sep}${new URLSearchParams({ after })}`);
+    items.push(...page.data);
+    if (!page.has_more) return items;
+    after = page.next_after;
+  }
+}
+
 export const jobs = {
-  list: (state, limit, offset) => getJson(`/v1/jobs?${new URLSearchParams({ ...(state ? { state } : {}), limit, offset })}`),
+  /** One page, newest first: {data, has_more, next_after}; `after` is the previous page's next_after. */
+  list: (state, limit, after) => getJson(`/v1/jobs?${new URLSearchParams({ ...(state ? { state } : {}), limit, ...(after ? { after } : {}) })}`),
   get: id => getJson(`/v1/jobs/${id}`),
   submit: spec => postJson('/v1/jobs', spec),
   cancel: id => postJson(`/v1/jobs/${id}/cancel`),
-  events: id => getJson(`/v1/jobs/${id}/events`),
-  metrics: (id, afterStep) => getJson(`/v1/jobs/${id}/metrics${afterStep != null ? `?afterStep=${afterStep}` : ''}`),
-  checkpoints: id => getJson(`/v1/jobs/${id}/checkpoints`),
-  artifacts: id => getJson(`/v1/jobs/${id}/artifacts`),
-  download: (id, path) => download(`/v1/jobs/${id}/artifacts/${path.split('/').map(encodeURIComponent).join('/')}`, path.split('/').pop()),
+  events: id => all(`/v1/jobs/${id}/events`),
+  /** The steps after `afterStep` (all of them when it is null). */
+  metrics: (id, afterStep) => all(`/v1/jobs/${id}/metrics?${new URLSearchParams({ limit: 500, ...(afterStep != null ? { after: afterStep } : {}) })}`),
+  checkpoints: id => all(`/v1/jobs/${id}/checkpoints`),
+  artifacts: id => all(`/v1/jobs/${id}/artifacts`),
+  download: (id, path) => download(`/v1/jobs/${id}/download?${new URLSearchParams({ path })}`, path.split('/').pop()),
 };
 
 export const datasets = {
-  list: () => getJson('/v1/datasets'),
+  list: async () => ({ data: await all('/v1/datasets') }),
   upload: file => { const form = new FormData(); form.append('file', file, file.name); return postForm('/v1/datasets', form); },
 };
 
-export const hosts = { list: () => getJson('/v1/hosts') };
-export const models = { list: () => getJson('/v1/models') };
+export const hosts = { list: () => all('/v1/hosts') };
+export const models = { list: () => all('/v1/models') };
 export const JOB_STATES = ['validating', 'queued', 'scheduled', 'running', 'cancelling', 'pausing', 'paused', 'succeeded', 'failed', 'cancelled'];
 export const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 export const CANCELLABLE = ['validating', 'queued', 'scheduled', 'running'];

@@ -11,19 +11,20 @@ const PAGE = 25;
 export function render(root) {
   const params = new URLSearchParams(sessionStorage.getItem('longseq.jobs.filter') ?? '');
   let state = params.get('state') ?? '';
-  let offset = 0;
+  const cursors = [null];   // the after of each page reached so far; the last is this page's
+  let nextAfter = null;
   const rows = new Map();   // job id → { job, record, tr }
   let reloadTimer = null;
 
   const filter = h('select', { id: 'state-filter', 'aria-label': 'filter by state', onchange: () => {
-    state = filter.value; offset = 0;
+    state = filter.value; cursors.length = 1;
     sessionStorage.setItem('longseq.jobs.filter', state ? `state=${state}` : '');
     load();
   } }, h('option', { value: '' }, 'all states'), JOB_STATES.map(s => h('option', { value: s, selected: s === state }, s)));
   const tbody = h('tbody');
   const status = h('p.muted.small');
-  const prev = h('button', { onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, '← newer');
-  const next = h('button', { onclick: () => { offset += PAGE; load(); } }, 'older →');
+  const prev = h('button', { onclick: () => { if (cursors.length > 1) cursors.pop(); load(); } }, '← newer');
+  const next = h('button', { onclick: () => { if (nextAfter) { cursors.push(nextAfter); load(); } } }, 'older →');
   const error = h('p.error', { role: 'alert', hidden: true });
 
   root.replaceChildren(
@@ -62,7 +63,8 @@ export function render(root) {
 
   async function load() {
     try {
-      const page = await jobs.list(state, PAGE, offset);
+      const page = await jobs.list(state, PAGE, cursors[cursors.length - 1]);
+      nextAfter = page.next_after;
       error.hidden = true;
       rows.clear();
       tbody.replaceChildren();
@@ -73,8 +75,8 @@ export function render(root) {
         draw(job.id);
       }
       if (page.data.length === 0) tbody.append(h('tr', h('td.empty', { colSpan: 10 }, state ? `No ${state} jobs.` : 'No jobs yet. ', !state && h('a', { href: '#/new' }, 'Submit one.'))));
-      status.textContent = page.total === 0 ? '' : `${page.offset + 1}–${page.offset + page.data.length} of ${page.total}`;
-      prev.disabled = offset === 0;
+      status.textContent = page.data.length === 0 ? '' : `page ${cursors.length}`;
+      prev.disabled = cursors.length === 1;
       next.disabled = !page.has_more;
     } catch (e) {
       error.textContent = `Could not load jobs: ${e.message}`;
