@@ -81,7 +81,8 @@ public sealed class RankRun
             using var trainer = new RankTrainer(ctx, _spec, model, reference, _schedule, _lr, _prep.Train, _prep.Val, _prep.PadId);
             if (_resumeFrom != null)
             {
-                _prep.Models.LoadWeights(model, _resumeFrom);                 // in place: the optimizer keeps its tensors
+                using (trainer.States.WholeWeights())                           // stage 3: loaded whole, kept as this rank's slice
+                    _prep.Models.LoadWeights(model, _resumeFrom);                 // in place: the optimizer keeps its tensors
                 var st = Checkpoints.Load(_resumeFrom, trainer.States.Optimizer, trainer.States.Range);
                 (first, tokensBefore) = (st.GlobalStep, st.TrainedTokens);
                 if (ctx.IsMain) TrainerLog.TruncateAfter(output!, first);
@@ -119,6 +120,7 @@ public sealed class RankRun
                 }
                 if (output != null && done % _spec.SaveSteps == 0 && !last)
                 {
+                    using var whole = trainer.States.WholeWeights();          // stage 3: the consolidated model.safetensors
                     var path = Checkpoints.Save(world, trainer.States, output, done, log.TrainedTokens, _schedule.EpochAt(done),
                         dir => _prep.Models.SaveWeights(model, dir), records, _spec.SaveTotalLimit);
                     if (ctx.IsMain) _observer?.OnCheckpoint(done, path);
@@ -126,6 +128,7 @@ public sealed class RankRun
                 }
                 if (done % 8 == 0) NativeMemory.Trim();
             }
+            using (trainer.States.WholeWeights())                              // every rank takes part; the main rank saves
             if (ctx.IsMain)
             {
                 firstGradient = trainer.CapturedGradient;
