@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Jobs;
 using LongSeqService.Trainer.Training;
 using static LongSeqService.Trainer.Tests.SequenceParallel.ParityRuns;
 using static TorchSharp.torch;
@@ -70,6 +71,31 @@ public class ZeroStageTests
             double rel = MaxRelativeDifference(zero.FinalParameters!, three.FinalParameters!);
             Assert.True(rel <= 1e-12, $"stage 3 (checkpointing {checkpointing}): max |θ₃ − θ₀| / max |θ₀| = {rel:E3}");
         }
+    }
+
+    /// <summary>Stage 3's weight gathers run over the whole world, so every replica must take part in each: at an
+    /// epoch's short tail (10 examples, micro-batches of 2 × 2: the last has nothing for replica 1) the idle
+    /// replica runs another's examples with zero gradients and no figures, and evaluation runs as many batches
+    /// on every replica (3 held-out rows, batches of 1 over 2 replicas). The run equals stage 0's.</summary>
+    [Fact]
+    public void ZeroStage3_EpochTailAndEvaluation_EveryReplicaTakesPartAndTheRunEqualsStage0()
+    {
+        using var dirs = new RunDirs();
+        JobSpec SpecFor(int stage) => RunDirs.Sft(dirs.Path($"stage{stage}")) with
+        {
+            ZeroStage = stage, DataParallelSize = 2, MaxSamples = 13, ValSize = 3, PerDeviceEvalBatchSize = 1, EvalSteps = 2,
+            GradientAccumulationSteps = 3, MaxSteps = 2, SaveSteps = 100,
+        };
+        var zero = RunDirs.Train(SpecFor(0));
+        var three = RunDirs.Train(SpecFor(3));
+
+        Assert.Equal(zero.History.Select(h => h.Loss), three.History.Select(h => h.Loss), (a, b) => Math.Abs(a - b) <= 1e-6 * Math.Abs(a));
+        Assert.Equal(zero.History.Select(h => h.LabelTokens), three.History.Select(h => h.LabelTokens));
+        var evals = (string dir) => RunDirs.Log(dir).Where(r => r["eval_loss"] is not null).Select(r => r["eval_loss"]!.GetValue<double>()).ToArray();
+        Assert.NotEmpty(evals(dirs.Path("stage0")));
+        Assert.Equal(evals(dirs.Path("stage0")), evals(dirs.Path("stage3")), (a, b) => Math.Abs(a - b) <= 1e-6 * Math.Abs(a));
+        double rel = MaxRelativeDifference(zero.FinalParameters!, three.FinalParameters!);
+        Assert.True(rel <= 1e-6, $"max |θ₃ − θ₀| / max |θ₀| = {rel:E3}");
     }
 
     /// <summary>bf16 weights with fp32 masters (the masters are partitioned) and float32.</summary>
