@@ -84,6 +84,9 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         var grads = new List<Tensor?>(new Tensor?[FirstTensorArg + count + state.Trainable.Length]);
 
         using var gradMode = enable_grad();
+        // TorchSharp opens no dispose scope around a custom backward: without this one, the recomputed output and
+        // (stage 3) the unit's full parameter gradients would stay attached to the micro-batch's scope until it ends.
+        using var scope = NewDisposeScope();
         var xs = saved.Select((t, i) => state.InputNeedsGrad[i] ? t.detach().requires_grad_(true) : t).ToArray();
         var randomNow = state.Random?.Snapshot();
         state.Random?.Restore(state.RandomState);
@@ -106,14 +109,14 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
 
             var next = 0;
             for (var i = 0; i < count; i++)
-                if (state.InputNeedsGrad[i]) grads[FirstTensorArg + i] = Defined(inputGrads[next++]);
+                if (state.InputNeedsGrad[i]) grads[FirstTensorArg + i] = Defined(inputGrads[next++])?.MoveToOuterDisposeScope();
             var parameterGrads = state.Trainable.Select(_ => Defined(inputGrads[next++])).ToArray();
             if (state.Gather is { } gather)
             {
-                if (parameterGrads.Length > 0) gather.ReduceScatter(state.Unit, parameterGrads);
+                if (parameterGrads.Length > 0) gather.ReduceScatter(state.Unit, parameterGrads);   // then freed with this scope
             }
             else
-                for (var i = 0; i < parameterGrads.Length; i++) grads[FirstTensorArg + count + i] = parameterGrads[i];
+                for (var i = 0; i < parameterGrads.Length; i++) grads[FirstTensorArg + count + i] = parameterGrads[i]?.MoveToOuterDisposeScope();
         }
         finally
         {

@@ -86,6 +86,9 @@ public sealed class ShardedParameters : IParameterGather, IDisposable
         foreach (var p in _params) p.set_(_empty);          // from here on the replica holds 1/W of the weights
         _gradient = keepGradients ? zeros(Trainable.Length, dtype, device).DetachFromDisposeScope() : null;
         model.ParameterGather = this;
+        // The replica was built whole (the loader fills full tensors); give the freed storage back to the system
+        // rather than leave it in the allocator's arenas.
+        NativeMemory.Trim();
     }
 
     /// <summary>The whole parameter space and this rank's partition of it.</summary>
