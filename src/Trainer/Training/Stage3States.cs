@@ -22,6 +22,7 @@ public sealed class Stage3States : IModelStates
     private readonly ShardedParameters? _reference;
     private readonly Tensor[] _trainable;                  // the model's trainable parameters (empty between uses)
     private readonly FlatPartition.Run[] _mine;            // this rank's trainable runs, one AdamW slot each
+    private readonly Tensor[] _weights;                    // views of the shard, one per run (owned: disposed here)
     private readonly double _maxGradNorm;
     private TimeSpan _normTime;
 
@@ -33,7 +34,8 @@ public sealed class Stage3States : IModelStates
         _reference = reference is null ? null : new ShardedParameters(reference, world, keepGradients: false);
         var t = _policy.Trainable;
         _mine = [.. t.Runs(t.Start, t.End)];
-        Optimizer = new AdamW(_mine.Select(r => new AdamWSlot(t.Parameters[r.Index].Name, r.Offset, _policy.WeightsOf(r), _policy.IsMatrix(r.Index))).ToArray(),
+        _weights = [.. _mine.Select(r => _policy.WeightsOf(r).DetachFromDisposeScope())];
+        Optimizer = new AdamW(_mine.Select((r, i) => new AdamWSlot(t.Parameters[r.Index].Name, r.Offset, _weights[i], _policy.IsMatrix(r.Index))).ToArray(),
             ModelStates.StateDevice(_policy.Shard), spec.AdamBeta1, spec.AdamBeta2, spec.AdamEpsilon, spec.WeightDecay);
     }
 
@@ -83,6 +85,7 @@ public sealed class Stage3States : IModelStates
     public void Dispose()
     {
         Optimizer.Dispose();
+        foreach (var w in _weights) w.Dispose();
         _policy.Dispose();
         _reference?.Dispose();
     }

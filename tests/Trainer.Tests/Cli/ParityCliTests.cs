@@ -54,6 +54,7 @@ public class ParityCliTests
 
     /// <summary>ZeRO-3 at SP 2 × DP 2 against a single rank at stage 0, and what <c>bench</c> reports for it.</summary>
     [Fact]
+    [Trait("Category", "Slow")]
     public void ParityAndBench_ZeroStage3_PassAndReportTheStage()
     {
         var r = TrainerProcess.Run(Path.GetTempPath(), "parity", "--model", "builtin:tiny-llama", "--sp", "2", "--dp", "2", "--zero-stage", "3",
