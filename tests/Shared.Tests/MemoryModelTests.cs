@@ -83,6 +83,27 @@ public class MemoryModelTests
         Assert.True(z0.PeakBytes > z1.PeakBytes && z1.PeakBytes > z2.PeakBytes && z2.PeakBytes > z3.PeakBytes);
     }
 
+    /// <summary>ZeRO-3 holds 1/W of the weights, plus the unit it has gathered: one layer's weights and gradient in a
+    /// layer's backward, the (V, H) head for the loss, the embedding and its dense gradient at the end of backward —
+    /// on a 0.5B model with a 151,936-token vocabulary the head, not a layer, is the largest unit. It always
+    /// recomputes, so its activations are the checkpointed ones.</summary>
+    [Fact]
+    public void Estimate_ZeroStage3_AddsTheGatheredUnitsAndRecomputes()
+    {
+        var m = Shape("shape:qwen2.5-0.5b");
+        var r = new MemoryRequest { SeqLen = 8192, SequenceParallelSize = 4, Bf16 = true, ZeroStage = 3 };
+        var z3 = MemoryModel.Estimate(m, r);
+        long head = (long)m.Vocab * m.Hidden * 2;
+
+        Assert.Equal(head, Term(z3, "zero3_gathered_head"));
+        Assert.Equal(2 * head, Term(z3, "zero3_gathered_embedding"));
+        Assert.Equal(2 * m.LayerParameters * 2, Term(z3, "zero3_gather"));
+        Assert.Equal(0, Term(MemoryModel.Estimate(m, r with { ZeroStage = 2 }), "zero3_gathered_head"));
+        Assert.Equal(head, Term(MemoryModel.Estimate(m, r with { FinetuningType = "lora" }), "zero3_gathered_embedding"));   // a frozen embedding has no gradient
+        var checkpointed = MemoryModel.Estimate(m, r with { ZeroStage = 2, GradientCheckpointing = true });
+        Assert.Equal(Term(checkpointed, "activations"), Term(z3, "activations"));
+    }
+
     [Fact]
     public void Estimate_ChunkedLossHead_StopsGrowingAtOneChunk()
     {

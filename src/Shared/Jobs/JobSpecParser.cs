@@ -17,9 +17,9 @@ public static class JobSpecParser
     /// <summary>Stop collecting after this many problems: a body of a million bad keys costs no more than 50.</summary>
     public const int MaxErrors = 50;
 
-    /// <summary>The ZeRO stages the trainer honours today; a higher zero_stage gives one warning.
-    /// (Model-state sharding is being built; raise this as its stages land.)</summary>
-    public const int HonouredZeroStage = 2;
+    /// <summary>The highest ZeRO stage the trainer honours (all of DeepSpeed's: 0 to 3); a DeepSpeed config asking
+    /// for more would run at this stage with one warning.</summary>
+    public const int HonouredZeroStage = 3;
 
     /// <summary>Where relative file names in a spec (a <c>deepspeed</c> config) are read from; null where the
     /// caller reads no files (the API: a tenant never names a server file).</summary>
@@ -208,8 +208,8 @@ public static class JobSpecParser
         // One warning for the key, saying everything that is not honoured.
         var notHonoured = new List<string>();
         if (config.Stage > HonouredZeroStage)
-            notHonoured.Add($"{Path.GetFileName(path)} asks for ZeRO stage {config.Stage}; stage {HonouredZeroStage} is the highest built here " +
-                            $"(optimizer states and gradients partitioned, weights replicated), so the run uses zero_stage {HonouredZeroStage} — the same training, more memory per rank");
+            notHonoured.Add($"{Path.GetFileName(path)} asks for ZeRO stage {config.Stage}; stage {HonouredZeroStage} is the highest built here, " +
+                            $"so the run uses zero_stage {HonouredZeroStage} — the same training, more memory per rank");
         if (config.Offload.Count > 0)
             notHonoured.Add($"{string.Join(" and ", config.Offload)} offload to the CPU is not done here; everything stays on the device (on CPU there is nothing to offload to)");
         if (notHonoured.Count > 0) warnings?.Add("deepspeed: " + string.Join("; ", notHonoured));

@@ -35,8 +35,7 @@ public static class JobSpecTable
         }
         md.AppendLine();
         md.AppendLine($"`{JobSpecKeys.DeepSpeed}` (CLI only): a DeepSpeed config file such as LLaMA-Factory's `examples/deepspeed/ds_z3_config.json`; " +
-                      "its `zero_optimization.stage` sets `zero_stage` (the two must agree), offload is reported and not done. " +
-                      $"A config asking for a ZeRO stage above {JobSpecParser.HonouredZeroStage} (stage 3 is not built yet) runs at stage {JobSpecParser.HonouredZeroStage}, with a warning.");
+                      "its `zero_optimization.stage` sets `zero_stage` (the two must agree; stages 0 to 3 are honoured), offload is reported and not done.");
         md.AppendLine();
         md.AppendLine("LLaMA-Factory keys accepted with one warning each and otherwise ignored:");
         md.AppendLine();

@@ -27,8 +27,6 @@ public static class JobSpecValidator
             foreach (var t in s.LoraTarget.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
                 Need(LoraTargets.Contains(t), "lora_target", $"'{WireNames.Shorten(t)}' is not a projection; use all or a comma list of {string.Join(", ", LoraTargets)}");
         Need(s.ValSize < 1 || s.ValSize == Math.Floor(s.ValSize), "val_size", "must be a fraction in [0, 1) or a whole count ≥ 1");
-        Need(s.ZeroStage <= JobSpecParser.HonouredZeroStage, "zero_stage",
-            $"stage {s.ZeroStage} (the weights partitioned too) is not built yet; use 1 (optimizer states) or 2 (and gradients)");
         Need(s.EvalDataset is null || s.ValSize == 0, "val_size", "cannot be set with eval_dataset (as in LLaMA-Factory); use one of them");
         Need(!s.Packing || s.Stage != Stage.Dpo, "packing", "dpo keeps one preference pair per sequence; set packing: false");
         Need(s.NeatPacking is null || s.Packing, "neat_packing", "only applies with packing: true");

@@ -62,28 +62,34 @@ public static class MemoryModel
         var gradients = new MemoryTerm("gradients", Shard(trainable * b, 2), $"{trainable:N0} trainable × {b} B{Sharded(2)}");
         var headGradient = new MemoryTerm("head_gradient", r.IsLora ? 0 : (long)m.Vocab * m.Hidden * b, "the LM head's gradient, first to appear");
         long layer = LayerBytesPerToken(m, r);
-        var activations = r.GradientCheckpointing
+        // ZeRO-3 recomputes every layer in backward (that is where it gathers the weights again), checkpointing or not.
+        bool recomputes = r.GradientCheckpointing || r.ZeroStage >= 3;
+        var activations = recomputes
             ? new MemoryTerm("activations", t * (m.Layers * m.Hidden * b + StackBytesPerToken(m, b)),
                 $"{t:N0} tokens × ({m.Layers} layer inputs × {m.Hidden * b} B + final norm, RoPE tables) (checkpointed)")
             : new MemoryTerm("activations", t * (m.Layers * layer + StackBytesPerToken(m, b)),
                 $"{t:N0} tokens × ({m.Layers} layers × {layer:N0} B + final norm, RoPE tables)");
         // One layer at work: its transients (held by the layer's dispose scope) — and under checkpointing its
         // recomputed activations too — plus what the attention moves.
-        var working = new MemoryTerm("layer_working_set", t * layer * (r.GradientCheckpointing ? 2 : 1),
-            $"one layer's {(r.GradientCheckpointing ? "recomputed activations and " : "")}transients");
+        var working = new MemoryTerm("layer_working_set", t * layer * (recomputes ? 2 : 1),
+            $"one layer's {(recomputes ? "recomputed activations and " : "")}transients");
         var attention = AttentionTerms(m, r, t, b);
-        // ZeRO-3 gathers one layer's weights (and its gradient before the reduce-scatter) while that layer runs.
+        // ZeRO-3 gathers one unit at a time: a layer's weights (and its gradient before the reduce-scatter) while that
+        // layer runs; the (V, H) head for the loss; the embedding (and its dense gradient) at the end of backward.
         if (r.ZeroStage >= 3) attention.Add(new("zero3_gather", 2 * m.LayerParameters * b, "one layer's gathered weights and gradient"));
+        var gatheredHead = new MemoryTerm("zero3_gathered_head", r.ZeroStage >= 3 ? (long)m.Vocab * m.Hidden * b : 0, "the LM head's weights, gathered for the loss (ZeRO-3)");
+        var gatheredEmbedding = new MemoryTerm("zero3_gathered_embedding", r.ZeroStage >= 3 ? (long)m.Vocab * m.Hidden * b * (r.IsLora ? 1 : 2) : 0,
+            $"the embedding's weights{(r.IsLora ? "" : " and dense gradient")}, gathered for its backward (ZeRO-3)");
         var (lossPeak, lossHeld, lossGradient) = LossTerms(m, r, t, b);
 
         var moments = new List<MemoryMoment>
         {
             // The loss's own peak (every copy of the logits at once) comes before the head's gradient exists;
             // when the log-softmax is freed, the logits' gradient and the head's gradient are alive together.
-            new("loss_backward", [activations, lossPeak, .. lossHeld.Where(x => x.Name != "logits_held")]),
-            new("head_backward", [activations, .. lossHeld, lossGradient, headGradient]),
-            new("layer_backward", [activations, working, .. attention, .. lossHeld, headGradient]),
-            new("backward_end", [gradients, working, .. attention, .. lossHeld]),
+            new("loss_backward", [activations, lossPeak, gatheredHead, .. lossHeld.Where(x => x.Name != "logits_held")]),
+            new("head_backward", [activations, .. lossHeld, lossGradient, headGradient, gatheredHead]),
+            new("layer_backward", [activations, working, .. attention, .. lossHeld, .. (r.ZeroStage >= 3 ? Array.Empty<MemoryTerm>() : [headGradient])]),   // ZeRO-3: reduce-scattered after the head's backward
+            new("backward_end", [gradients, working, .. attention, .. lossHeld, gatheredEmbedding]),
             new("optimizer_step", [gradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, trainable, b, Shard)]),
         };
         return new MemoryEstimate(resident, moments, t);

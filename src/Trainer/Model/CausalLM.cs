@@ -94,6 +94,25 @@ public sealed class CausalLM : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>The (V, H) output projection: lm_head's weight, or the embedding matrix when tied.</summary>
     public Parameter HeadWeight => (lm_head?.weight ?? model.EmbedTokens.weight)!;
 
+    /// <summary>The module that holds <see cref="HeadWeight"/>: lm_head, or the embedding when tied.</summary>
+    public nn.Module HeadModule => (nn.Module?)lm_head ?? model.EmbedTokens;
+
+    /// <summary>The units ZeRO stage 3 gathers one at a time, in forward order: the embedding, each decoder
+    /// layer, the final norm, lm_head (absent when tied: the head is the embedding again).</summary>
+    public IReadOnlyList<nn.Module> Units =>
+        [model.EmbedTokens, .. model.Layers, model.Norm, .. lm_head is null ? Array.Empty<nn.Module>() : [lm_head]];
+
+    /// <summary>ZeRO stage 3's parameter gather (null: this rank holds every weight).</summary>
+    public IParameterGather? ParameterGather
+    {
+        get => model.Gather;
+        set => model.Gather = value;
+    }
+
+    /// <summary>(B, T, H) hidden → what <paramref name="head"/> computes from it with <see cref="HeadWeight"/> (the
+    /// fused head + loss), the head's weights gathered around it under stage 3.</summary>
+    public Tensor Head(Tensor hidden, Func<Tensor, Tensor> head) => model.Unit(HeadModule, xs => head(xs[0]), hidden);
+
     /// <summary>Tokens per chunk of the fused LM head + loss (Training/ChunkedLmLoss); by default the shared
     /// rule of <see cref="LossChunk"/> (128 MiB of float32 logits), which the memory estimator uses too.</summary>
     public int LossChunkTokens { get; set; }

@@ -46,12 +46,22 @@ public sealed class DecoderStack : nn.Module<Tensor, Tensor, Tensor>
         if (ModelArchitectures.SlidingWindowProblem(cfg.EffectiveSlidingWindow, seqLen) is { } window)
             throw new NotSupportedException(window);
         var (cos, sin) = Rotary.CosSin(positionIds, cfg, seqLen, embed_tokens.weight!.dtype); // (B, 1, T, D)
-        var h = embed_tokens.call(inputIds);                                               // (B, T, H)
-        var checkpoint = GradientCheckpointing && is_grad_enabled();
+        var h = Unit(embed_tokens, xs => embed_tokens.call(xs[0]), inputIds);              // (B, T, H)
+        // Stage 3 gathers each layer's weights inside the checkpoint function, so it always recomputes.
+        var checkpoint = (GradientCheckpointing && is_grad_enabled()) || Gather is not null;
         foreach (var layer in layers)
-            h = checkpoint ? LayerCheckpoint.Run(layer, h, cos, sin, DropoutRandom) : layer.call(h, cos, sin);
-        return norm.call(h).MoveToOuterDisposeScope();
+            h = checkpoint ? LayerCheckpoint.Run(layer, h, cos, sin, DropoutRandom, Gather) : layer.call(h, cos, sin);
+        return Unit(norm, xs => norm.call(xs[0]), h).MoveToOuterDisposeScope();
     }
+
+    /// <summary>ZeRO stage 3's parameter gather (null: every rank holds the weights).</summary>
+    public IParameterGather? Gather { get; set; }
+
+    public RmsNorm Norm => norm;
+
+    /// <summary>A unit that is not a decoder layer: called directly, or with its weights gathered around it (stage 3).</summary>
+    internal Tensor Unit(nn.Module unit, Func<Tensor[], Tensor> body, Tensor input) =>
+        Gather is null ? body([input]) : LayerCheckpoint.Run(unit, body, [input], DropoutRandom, Gather);
 
     /// <summary>
     /// HF's sequence length for length-dependent RoPE, max(position_ids) + 1, taken over the whole

@@ -5,81 +5,123 @@ using static TorchSharp.torch;
 namespace LongSeqService.Trainer.Model;
 
 /// <summary>
-/// Gradient checkpointing of one decoder layer as a custom autograd function.
-/// Forward: runs the layer with grad disabled (nothing inside is saved except the layer input).
-/// Backward: re-runs the very same <c>layer.call</c> with grad enabled — so the IAttention is called
-/// again through the same code path (under sequence parallelism that repeats the ring exchange, in
-/// the same order on every rank) — and backpropagates the incoming gradient through it.
-/// The layer's trainable parameters are explicit inputs of the function: their gradients are returned
-/// to the autograd engine (which accumulates them), and the function stays in the graph even when the
-/// layer input needs no gradient (LoRA with frozen embeddings).
+/// Gradient checkpointing of one unit of the model (a decoder layer; under ZeRO stage 3 also the embedding,
+/// the final norm and the LM head) as a custom autograd function.
+/// Forward: runs the unit with grad disabled (nothing inside is saved except the unit's inputs).
+/// Backward: re-runs the very same body with grad enabled — so the IAttention is called again through
+/// the same code path (under sequence parallelism that repeats the ring exchange, in the same order on
+/// every rank) — and backpropagates the incoming gradient through it.
+/// The unit's trainable parameters are explicit inputs of the function: their gradients are returned to
+/// the autograd engine (which accumulates them), and the function stays in the graph even when no input
+/// needs a gradient (LoRA with frozen embeddings).
+/// Under ZeRO stage 3 (<see cref="IParameterGather"/>) the recomputation is where the weights are
+/// gathered again: forward gathers, runs and releases; backward gathers, recomputes, reduce-scatters the
+/// parameter gradients (none go back to the engine) and releases — so only one unit's full weights and
+/// gradients are alive at a time, and stage 3 always recomputes, checkpointing or not.
 /// Dropout masks are replayed by restoring the model's <see cref="DropoutRandom"/> state.
 /// </summary>
 public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpoint>
 {
-    // Argument layout of apply(): the non-tensor objects first, then the tensors.
-    private const int LayerArg = 0, RandomArg = 1, HiddenArg = 2, CosArg = 3, SinArg = 4, FirstParamArg = 5;
+    // Argument layout of apply(): the non-tensor objects first, then the inputs, then the trainable parameters.
+    private const int UnitArg = 0, BodyArg = 1, RandomArg = 2, GatherArg = 3, InputCountArg = 4, FirstTensorArg = 5;
 
-    private sealed record State(DecoderLayer Layer, DropoutRandom? Random, Tensor? RandomState, Parameter[] Trainable, bool InputNeedsGrad);
+    private sealed record State(nn.Module Unit, Func<Tensor[], Tensor> Body, DropoutRandom? Random, Tensor? RandomState,
+        IParameterGather? Gather, Parameter[] Trainable, bool[] InputNeedsGrad);
 
     public override string Name => nameof(LayerCheckpoint);
 
     /// <summary>Runs <paramref name="layer"/> on (B, T, H) <paramref name="hidden"/> without keeping its activations.</summary>
-    public static Tensor Run(DecoderLayer layer, Tensor hidden, Tensor cos, Tensor sin, DropoutRandom? random)
+    public static Tensor Run(DecoderLayer layer, Tensor hidden, Tensor cos, Tensor sin, DropoutRandom? random, IParameterGather? gather = null) =>
+        Run(layer, xs => layer.call(xs[0], xs[1], xs[2]), [hidden, cos, sin], random, gather);
+
+    /// <summary>
+    /// <paramref name="body"/> (the unit's forward on <paramref name="inputs"/>) checkpointed. With a gather and
+    /// nothing to differentiate (no grad mode, or frozen weights and inputs that need no gradient: evaluation,
+    /// a reference pass, LoRA's embedding) the weights are only gathered around the call.
+    /// </summary>
+    public static Tensor Run(nn.Module unit, Func<Tensor[], Tensor> body, Tensor[] inputs, DropoutRandom? random, IParameterGather? gather)
     {
-        var trainable = layer.parameters().Where(p => p.requires_grad).ToArray();
-        var args = new object?[FirstParamArg + trainable.Length];
-        args[LayerArg] = layer;
+        var trainable = unit.parameters().Where(p => p.requires_grad).ToArray();
+        if (gather is not null && !(is_grad_enabled() && (trainable.Length > 0 || inputs.Any(x => x.requires_grad))))
+        {
+            gather.Gather(unit);
+            try { return body(inputs); }
+            finally { gather.Release(unit); }
+        }
+        var args = new object?[FirstTensorArg + inputs.Length + trainable.Length];
+        args[UnitArg] = unit;
+        args[BodyArg] = body;
         args[RandomArg] = random;
-        args[HiddenArg] = hidden;
-        args[CosArg] = cos;
-        args[SinArg] = sin;
-        for (var i = 0; i < trainable.Length; i++) args[FirstParamArg + i] = trainable[i];
+        args[GatherArg] = gather;
+        args[InputCountArg] = inputs.Length;
+        for (var i = 0; i < inputs.Length; i++) args[FirstTensorArg + i] = inputs[i];
+        for (var i = 0; i < trainable.Length; i++) args[FirstTensorArg + inputs.Length + i] = trainable[i];
         return apply(args!);
     }
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
-        var layer = (DecoderLayer)vars[LayerArg];
+        var unit = (nn.Module)vars[UnitArg];
+        var body = (Func<Tensor[], Tensor>)vars[BodyArg];
         var random = vars[RandomArg] as DropoutRandom;
-        var hidden = (Tensor)vars[HiddenArg];
-        var cos = (Tensor)vars[CosArg];
-        var sin = (Tensor)vars[SinArg];
-        var trainable = vars.Skip(FirstParamArg).Cast<Parameter>().ToArray();
+        var gather = vars[GatherArg] as IParameterGather;
+        int count = (int)vars[InputCountArg];
+        var inputs = vars.Skip(FirstTensorArg).Take(count).Cast<Tensor>().ToArray();
+        var trainable = vars.Skip(FirstTensorArg + count).Cast<Parameter>().ToArray();
 
-        ctx.save_for_backward([hidden, cos, sin]);
-        ctx.save_data("state", new State(layer, random, random?.Snapshot(), trainable, hidden.requires_grad));
-        return layer.call(hidden, cos, sin);                                               // grad is off here
+        ctx.save_for_backward([.. inputs]);
+        ctx.save_data("state", new State(unit, body, random, random?.Snapshot(), gather, trainable, [.. inputs.Select(x => x.requires_grad)]));
+        gather?.Gather(unit);
+        try { return body(inputs); }                                                        // grad is off here
+        finally { gather?.Release(unit); }
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
         var state = (State)ctx.get_data("state");
         var saved = ctx.get_saved_variables();
-        var grads = new List<Tensor?>(new Tensor?[FirstParamArg + state.Trainable.Length]);
+        int count = state.InputNeedsGrad.Length;
+        var grads = new List<Tensor?>(new Tensor?[FirstTensorArg + count + state.Trainable.Length]);
 
         using var gradMode = enable_grad();
-        var x = saved[0].detach().requires_grad_(state.InputNeedsGrad);
+        // TorchSharp opens no dispose scope around a custom backward: without this one, the recomputed output and
+        // (stage 3) the unit's full parameter gradients would stay attached to the micro-batch's scope until it ends.
+        using var scope = NewDisposeScope();
+        var xs = saved.Select((t, i) => state.InputNeedsGrad[i] ? t.detach().requires_grad_(true) : t).ToArray();
         var randomNow = state.Random?.Snapshot();
         state.Random?.Restore(state.RandomState);
-        Tensor y;
+        state.Gather?.Gather(state.Unit);
         try
         {
-            y = state.Layer.call(x, saved[1], saved[2]);                                   // the same path as forward
+            Tensor y;
+            try
+            {
+                y = state.Body(xs);                                                         // the same path as forward
+            }
+            finally
+            {
+                state.Random?.Restore(randomNow);
+            }
+
+            var inputs = xs.Where((_, i) => state.InputNeedsGrad[i]).ToList();
+            inputs.AddRange(state.Trainable);
+            var inputGrads = autograd.grad([y], inputs, [gradOutput], allow_unused: true);
+
+            var next = 0;
+            for (var i = 0; i < count; i++)
+                if (state.InputNeedsGrad[i]) grads[FirstTensorArg + i] = Defined(inputGrads[next++])?.MoveToOuterDisposeScope();
+            var parameterGrads = state.Trainable.Select(_ => Defined(inputGrads[next++])).ToArray();
+            if (state.Gather is { } gather)
+            {
+                if (parameterGrads.Length > 0) gather.ReduceScatter(state.Unit, parameterGrads);   // then freed with this scope
+            }
+            else
+                for (var i = 0; i < parameterGrads.Length; i++) grads[FirstTensorArg + count + i] = parameterGrads[i]?.MoveToOuterDisposeScope();
         }
         finally
         {
-            state.Random?.Restore(randomNow);
+            state.Gather?.Release(state.Unit);
         }
-
-        var inputs = new List<Tensor>();
-        if (state.InputNeedsGrad) inputs.Add(x);
-        inputs.AddRange(state.Trainable);
-        var inputGrads = autograd.grad([y], inputs, [gradOutput], allow_unused: true);
-
-        var next = 0;
-        if (state.InputNeedsGrad) grads[HiddenArg] = Defined(inputGrads[next++]);
-        for (var i = 0; i < state.Trainable.Length; i++) grads[FirstParamArg + i] = Defined(inputGrads[next++]);
         return grads!;
     }
 

@@ -48,13 +48,13 @@ public sealed class DpoObjective : ITrainingObjective
 
     public long Tokens(int example) => (long)_train[example].Chosen.InputIds.Length + _train[example].Rejected.InputIds.Length;
 
-    public void MicroBatch(int[] examples, double denominator)
+    public void MicroBatch(int[] examples, double denominator, bool idle = false)
     {
         using var scope = NewDisposeScope();
         var dpo = Compute(_train, _refLogps, examples);
-        using Scalar scale = denominator;          // held, not an implicit temporary (see AdamW.Update)
+        using Scalar scale = idle ? double.PositiveInfinity : denominator;   // held, not an implicit temporary (see AdamW.Update)
         dpo.Losses.sum().div(scale).backward();
-        _sums += Sums.Of(dpo);
+        if (!idle) _sums += Sums.Of(dpo);
     }
 
     /// <summary>Sums over the data-parallel replicas only: within an SP group every rank already holds the

@@ -15,14 +15,47 @@ public sealed class FlatPartition
     public readonly record struct Run(int Index, long Offset, long Length, long Flat);
 
     public FlatPartition(IReadOnlyList<(string Name, Tensor Param)> parameters, int worldSize, int rank)
+        : this(parameters, [.. parameters.Select(p => p.Param.numel())], worldSize, rank)
+    {
+    }
+
+    /// <param name="sizes">Each parameter's element count (read once: ZeRO stage 3 frees the tensors' storage).</param>
+    public FlatPartition(IReadOnlyList<(string Name, Tensor Param)> parameters, long[] sizes, int worldSize, int rank)
+        : this(parameters, sizes, rank, total => [.. Enumerable.Range(0, worldSize).Select(r => total / worldSize + (r < total % worldSize ? 1 : 0))])
+    {
+    }
+
+    /// <summary>A partition with given per-rank counts (they sum to the parameters' elements): ZeRO stage 3 cuts the
+    /// trainable space where the cuts of the whole parameter space fall.</summary>
+    public FlatPartition(IReadOnlyList<(string Name, Tensor Param)> parameters, long[] sizes, long[] counts, int rank)
+        : this(parameters, sizes, rank, _ => counts)
+    {
+        if (counts.Sum() != Total) throw new ArgumentException($"the counts sum to {counts.Sum()}, the parameters hold {Total} elements", nameof(counts));
+    }
+
+    private FlatPartition(IReadOnlyList<(string Name, Tensor Param)> parameters, long[] sizes, int rank, Func<long, long[]> counts)
     {
         Parameters = parameters;
+        Sizes = sizes;
         _starts = new long[parameters.Count];
-        for (int i = 1; i < parameters.Count; i++) _starts[i] = _starts[i - 1] + parameters[i - 1].Param.numel();
-        Total = parameters.Count == 0 ? 0 : _starts[^1] + parameters[^1].Param.numel();
-        Counts = [.. Enumerable.Range(0, worldSize).Select(r => Total / worldSize + (r < Total % worldSize ? 1 : 0))];
+        for (int i = 1; i < parameters.Count; i++) _starts[i] = _starts[i - 1] + sizes[i - 1];
+        Total = parameters.Count == 0 ? 0 : _starts[^1] + sizes[^1];
+        Counts = counts(Total);
         Start = Counts.Take(rank).Sum();
         End = Start + Counts[rank];
+    }
+
+    /// <summary>Each parameter's element count.</summary>
+    public long[] Sizes { get; }
+
+    /// <summary>Flat position of parameter <paramref name="index"/>'s first element.</summary>
+    public long StartOf(int index) => _starts[index];
+
+    /// <summary>Rank <paramref name="rank"/>'s partition: flat elements [start, end).</summary>
+    public (long Start, long End) RangeOf(int rank)
+    {
+        long start = Counts.Take(rank).Sum();
+        return (start, start + Counts[rank]);
     }
 
     public IReadOnlyList<(string Name, Tensor Param)> Parameters { get; }
@@ -43,7 +76,7 @@ public sealed class FlatPartition
     {
         for (int i = 0; i < Parameters.Count && from < to; i++)
         {
-            long start = _starts[i], end = start + Parameters[i].Param.numel();
+            long start = _starts[i], end = start + Sizes[i];
             if (end <= from) continue;
             if (start >= to) yield break;
             long a = Math.Max(from, start), b = Math.Min(to, end);

@@ -1,4 +1,5 @@
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Model;
 using LongSeqService.Trainer.Parallel;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,7 +18,7 @@ public sealed record ModelStateBytes(long Weights, long Gradients, long Optimize
 /// one call sums the gradients over the whole world (sequence shards and data-parallel replicas, in rank
 /// order), clips them by the global norm and updates the weights. ZeRO's stages are implementations:
 /// 0 replicates everything (<see cref="ReplicatedStates"/>); 1 and 2 partition the optimizer state (and, 2,
-/// the summed gradients) over the world (<see cref="PartitionedStates"/>).
+/// the summed gradients) over the world (<see cref="PartitionedStates"/>); 3 the weights too (<see cref="Stage3States"/>).
 /// </summary>
 public interface IModelStates : IDisposable
 {
@@ -46,18 +47,45 @@ public interface IModelStates : IDisposable
     /// <summary>When set, the next update keeps a float64 copy of the summed, unclipped gradient (parity checks; every rank sets it).</summary>
     bool CaptureNextGradient { get; set; }
     double[]? CapturedGradient { get; }
+
+    /// <summary>The whole model's weights in its parameters until disposed, for saving, loading (what is written is
+    /// kept) or reading them. A collective under stage 3, which gathers them; the other stages hold them already.</summary>
+    IDisposable WholeWeights() => NoScope.Instance;
+
+    private sealed class NoScope : IDisposable
+    {
+        public static readonly NoScope Instance = new();
+        public void Dispose() { }
+    }
 }
 
 public static class ModelStates
 {
-    public static readonly int[] Stages = [0, 1, 2];
+    public static readonly int[] Stages = [0, 1, 2, 3];
 
-    public static IModelStates Create(int zeroStage, ICollectives world, IReadOnlyList<(string Name, Tensor Param)> trainable, JobSpec spec) => zeroStage switch
+    /// <summary>The states of <paramref name="model"/>'s trainable parameters; stage 3 partitions the frozen
+    /// <paramref name="reference"/> copy (DPO) too.</summary>
+    public static IModelStates Create(int zeroStage, ICollectives world, CausalLM model, CausalLM? reference, JobSpec spec)
     {
-        0 => new ReplicatedStates(world, trainable, spec),
-        1 or 2 => new PartitionedStates(zeroStage, world, trainable, spec),
-        _ => throw new NotSupportedException($"zero_stage {zeroStage}: stages {string.Join(", ", Stages)} are built"),
-    };
+        IReadOnlyList<(string Name, Tensor Param)> Trainable() =>
+            [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter))];
+        return zeroStage switch
+        {
+            0 => new ReplicatedStates(world, Trainable(), spec),
+            1 or 2 => new PartitionedStates(zeroStage, world, Trainable(), spec),
+            3 => new Stage3States(world, model, reference, spec),
+            _ => throw new NotSupportedException($"zero_stage {zeroStage}: stages {string.Join(", ", Stages)} are built"),
+        };
+    }
+
+    /// <summary>The global norm from per-rank partitions of the summed gradient: each rank's float64 squared
+    /// sum, all-reduced in rank order (the same value on every rank).</summary>
+    internal static double PartitionedNorm(ICollectives world, IEnumerable<Tensor> grads, ref TimeSpan communication)
+    {
+        using var squares = tensor(new[] { grads.Sum(SquaredSum) }, ScalarType.Float64);
+        Timed(ref communication, () => world.AllReduceSum(squares));
+        return Math.Sqrt(squares.item<double>());
+    }
 
     /// <summary>
     /// The one decision about where a partition's optimizer state (moments, fp32 masters) lives. On an

@@ -84,9 +84,7 @@ public sealed class PartitionedStates : IModelStates
             foreach (var p in _params) p.grad = null;      // the whole gradient is not needed any more
             if (CaptureNextGradient) (CapturedGradient, CaptureNextGradient) = (ModelStates.ToDoubles([_world.AllGather(partition, 0)]), false);
             grads = [.. _mine.Select(r => partition.narrow(0, r.Flat - _part.Start, r.Length))];
-            using var squares = tensor(new[] { grads.Sum(ModelStates.SquaredSum) }, ScalarType.Float64);
-            ModelStates.Timed(ref _communication, () => _world.AllReduceSum(squares));            // rank order: the same sum on every rank
-            norm = Math.Sqrt(squares.item<double>());
+            norm = ModelStates.PartitionedNorm(_world, grads, ref _communication);
         }
         if (ModelStates.ClipFactor(norm, _maxGradNorm) is { } factor)
         {

@@ -81,7 +81,8 @@ public sealed class RankRun
             using var trainer = new RankTrainer(ctx, _spec, model, reference, _schedule, _lr, _prep.Train, _prep.Val, _prep.PadId);
             if (_resumeFrom != null)
             {
-                _prep.Models.LoadWeights(model, _resumeFrom);                 // in place: the optimizer keeps its tensors
+                using (trainer.States.WholeWeights())                           // stage 3: loaded whole, kept as this rank's slice
+                    _prep.Models.LoadWeights(model, _resumeFrom);                 // in place: the optimizer keeps its tensors
                 var st = Checkpoints.Load(_resumeFrom, trainer.States.Optimizer, trainer.States.Range);
                 (first, tokensBefore) = (st.GlobalStep, st.TrainedTokens);
             }
@@ -125,6 +126,7 @@ public sealed class RankRun
                 paused = !last && output != null && PauseRequest.IsRequested(world, ctx.IsMain);
                 if (output != null && (done % _spec.SaveSteps == 0 || paused) && !last)
                 {
+                    using var whole = trainer.States.WholeWeights();          // stage 3: the consolidated model.safetensors
                     var path = Checkpoints.Save(world, trainer.States, output, done, log.TrainedTokens, _schedule.EpochAt(done),
                         dir => _prep.Models.SaveCheckpoint(model, dir), records, _spec.SaveTotalLimit);
                     if (ctx.IsMain) _observer?.OnCheckpoint(done, path);
@@ -137,6 +139,7 @@ public sealed class RankRun
                 }
                 if (done % 8 == 0) NativeMemory.Trim();
             }
+            using (trainer.States.WholeWeights())                              // every rank takes part; the main rank saves
             if (ctx.IsMain && !paused)
             {
                 firstGradient = trainer.CapturedGradient;

@@ -64,9 +64,8 @@ public sealed class RankTrainer : IDisposable
         (_ctx, _spec, _model, _reference, _schedule, _lr) = (ctx, spec, model, reference, schedule, lr);
         // Labels are shifted before the split (design §4), padded to a multiple of 2·sp for the zigzag chunks.
         var collator = new Collator(padId, 2 * ctx.Sp.WorldSize, shiftLabels: true);
-        var named = model.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
-        _trainable = named.Select(p => p.parameter).ToArray();
-        States = ModelStates.Create(spec.ZeroStage, ctx.World, [.. named.Select(p => (p.name, (Tensor)p.parameter))], spec);
+        _trainable = [.. model.parameters().Where(p => p.requires_grad)];
+        States = ModelStates.Create(spec.ZeroStage, ctx.World, model, reference, spec);
         // Built on the initial weights: with precompute_ref_logps DPO computes its reference log-probs now.
         _objective = TrainingObjectives.Create(new ObjectiveContext(ctx, spec, model, collator), reference, train, val);
     }
@@ -91,8 +90,10 @@ public sealed class RankTrainer : IDisposable
         foreach (var m in micro)
         {
             var mine = m[_ctx.DpRank];
-            if (mine.Length == 0) continue;         // an epoch's short tail: this replica has nothing, the others do
-            _objective.MicroBatch(mine, denominator);
+            if (mine.Length > 0) _objective.MicroBatch(mine, denominator);
+            // An epoch's short tail: this replica has nothing, the others do. Under stage 3 it still takes part
+            // in the weight gathers and gradient reduce-scatters, on another replica's examples, contributing zeros.
+            else if (States.ZeroStage == 3 && m.FirstOrDefault(d => d.Length > 0) is { } other) _objective.MicroBatch(other, denominator, idle: true);
         }
 
         double lr = _lr.At(step);
@@ -111,11 +112,17 @@ public sealed class RankTrainer : IDisposable
         using var noGrad = no_grad();
         double lossSum = 0, count = 0;
         int bs = _spec.PerDeviceEvalBatchSize, dp = _ctx.Dp.WorldSize, n = _objective.ValidationCount;
-        for (int start = _ctx.DpRank * bs; start < n; start += bs * dp)
+        // Stage 3 gathers weights over the whole world, so every replica runs as many batches: one whose
+        // share has run out evaluates the first batch again and drops the result.
+        bool lockstep = States.ZeroStage == 3;
+        for (int round = 0; round * bs * dp < n; round++)
         {
+            int start = (round * dp + _ctx.DpRank) * bs;
+            bool idle = start >= n;
+            if (idle && !lockstep) break;
             using var scope = NewDisposeScope();
-            var (l, c) = _objective.EvaluateBatch(Enumerable.Range(start, Math.Min(bs, n - start)).ToArray());
-            (lossSum, count) = (lossSum + l, count + c);
+            var (l, c) = _objective.EvaluateBatch(Enumerable.Range(idle ? 0 : start, Math.Min(bs, n - (idle ? 0 : start))).ToArray());
+            if (!idle) (lossSum, count) = (lossSum + l, count + c);
         }
         var v = _ctx.World.SumDoubles(lossSum, count);
         _model.train();

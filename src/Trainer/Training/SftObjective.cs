@@ -24,16 +24,16 @@ public sealed class SftObjective(ObjectiveContext c, SftRows train, SftRows val)
 
     public long Tokens(int example) => train.Length(example);
 
-    public void MicroBatch(int[] examples, double denominator)
+    public void MicroBatch(int[] examples, double denominator, bool idle = false)
     {
         using var scope = NewDisposeScope();
         using var batch = train.Collate(c.Collator, examples);
         using var packed = Packed(batch);
         var (ids, labels, pos) = c.Shard(batch);
         var lossSum = ObjectiveContext.TokenNll(c.Model, ids, labels, pos).sum();
-        using Scalar scale = denominator;          // held, not an implicit temporary (see AdamW.Update)
+        using Scalar scale = idle ? double.PositiveInfinity : denominator;   // held, not an implicit temporary (see AdamW.Update)
         lossSum.div(scale).backward();
-        _lossSum += lossSum.ToDouble();            // this shard's share; summed over the world afterwards
+        if (!idle) _lossSum += lossSum.ToDouble();   // this shard's share; summed over the world afterwards
     }
 
     public ObjectiveFigures ReduceStep(double denominator)

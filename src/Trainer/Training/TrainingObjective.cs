@@ -20,8 +20,10 @@ public interface ITrainingObjective
     long Tokens(int example);
 
     /// <summary>Forward and backward of this replica's share of one micro-batch, the loss divided by the
-    /// step's <paramref name="denominator"/>; its figures are kept until <see cref="ReduceStep"/>.</summary>
-    void MicroBatch(int[] examples, double denominator);
+    /// step's <paramref name="denominator"/>; its figures are kept until <see cref="ReduceStep"/>.
+    /// <paramref name="idle"/>: the examples are another replica's, run only so that this replica takes part
+    /// in ZeRO stage 3's collectives — the loss is scaled by zero (every gradient is zero) and its figures dropped.</summary>
+    void MicroBatch(int[] examples, double denominator, bool idle = false);
 
     /// <summary>The step's figures, reduced over the ranks (a collective: every rank calls it), then cleared.</summary>
     ObjectiveFigures ReduceStep(double denominator);
@@ -47,7 +49,7 @@ public sealed record ObjectiveContext(RankContext Rank, JobSpec Spec, CausalLM M
     /// <summary>(B, T/N) per-token NLL of <paramref name="model"/> on this shard through the fused head + loss
     /// (the (T, V) logits never whole); float32, float64 for float64 models.</summary>
     public static Tensor TokenNll(CausalLM model, Tensor ids, Tensor labels, Tensor positions) =>
-        ChunkedLmLoss.TokenNll(model.Hidden(ids, positions), model.HeadWeight, labels, model.LossChunkTokens);
+        model.Head(model.Hidden(ids, positions), hidden => ChunkedLmLoss.TokenNll(hidden, model.HeadWeight, labels, model.LossChunkTokens));
 }
 
 public static class TrainingObjectives

@@ -51,4 +51,23 @@ public class ParityCliTests
         Assert.InRange((int)report["rows"]!, 2, 9); // several examples share a row
         Assert.True(report["max_grad_rel_diff"]!.GetValue<double>() <= 1e-8);
     }
+
+    /// <summary>ZeRO-3 at SP 2 × DP 2 against a single rank at stage 0, and what <c>bench</c> reports for it.</summary>
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void ParityAndBench_ZeroStage3_PassAndReportTheStage()
+    {
+        var r = TrainerProcess.Run(Path.GetTempPath(), "parity", "--model", "builtin:tiny-llama", "--sp", "2", "--dp", "2", "--zero-stage", "3",
+            "--seq-len", "50", "--steps", "2", "--dtype", "float64", "--gradient-checkpointing", "--json");
+
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var report = JsonNode.Parse(r.Stdout.Trim())!.AsObject();
+        Assert.True(report["passed"]!.GetValue<bool>());
+        Assert.Equal(3, (int)report["zero_stage"]!);
+        Assert.True(report["max_grad_rel_diff"]!.GetValue<double>() <= 1e-8);
+
+        var bench = TrainerProcess.Run(Path.GetTempPath(), "bench", "--model", "builtin:tiny-llama", "--sp", "2", "--zero-stage", "3", "--seq-len", "64", "--steps", "1", "--warmup", "0", "--json");
+        Assert.True(bench.ExitCode == 0, bench.ToString());
+        Assert.Contains("\"zero_stage\":3", bench.Stdout.Replace(" ", ""));
+    }
 }

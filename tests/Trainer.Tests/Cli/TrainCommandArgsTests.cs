@@ -25,8 +25,8 @@ public sealed class TrainCommandArgsTests : IDisposable
         Assert.Equal((Stage.Sft, FinetuningType.Full, "qwen", 100000, 8), (spec.Stage, spec.FinetuningType, spec.Template, spec.CutoffLen, spec.SequenceParallelSize));
         Assert.Equal((5e-6, 4.0, LrSchedulerType.Cosine, 2000, 1), (spec.LearningRate, spec.NumTrainEpochs, spec.LrSchedulerType, spec.SaveSteps, spec.LoggingSteps));
         Assert.True(spec.Bf16 && spec.GradientCheckpointing && spec.OverwriteOutputDir && spec.Packing);
-        Assert.Equal(2, spec.ZeroStage); // ZeRO-3 asked, stage 2 is the highest built
-        // One warning per ignored key, and one for deepspeed saying what is not honoured (stage 3, offload).
+        Assert.Equal(3, spec.ZeroStage); // ZeRO-3 asked and honoured
+        // One warning per ignored key, and one for deepspeed saying what is not honoured (offload).
         Assert.Equal(["cache_dir", "deepspeed", "do_train", "flash_attn", "overwrite_cache", "plot_loss", "save_only_model", "save_strategy"],
             warnings.Select(w => w.Split(':')[0]).Order());
     }
@@ -44,7 +44,7 @@ public sealed class TrainCommandArgsTests : IDisposable
             """));
         Assert.Equal((Stage.Dpo, 0.1, PrefLoss.Sigmoid, 32768, 4, 4), (spec.Stage, spec.PrefBeta, spec.PrefLoss, spec.CutoffLen, spec.GradientAccumulationSteps, spec.SequenceParallelSize));
         Assert.True(spec.Bf16 && spec.GradientCheckpointing);
-        Assert.Equal(9, warnings.Count); // 8 ignored keys (ddp_timeout among them), deepspeed (stage 3 runs as 2, no offload)
+        Assert.Equal(9, warnings.Count); // 8 ignored keys (ddp_timeout among them), deepspeed (no offload)
         Assert.Equal(warnings.Count, warnings.Select(w => w.Split(':')[0]).Distinct().Count());
     }
 

@@ -43,6 +43,42 @@ public class ZeroProcessTests
             Assert.True(Math.Abs(rank.Sum() - expected) <= 0.05 * expected, $"a rank process holds {rank.Sum()} bytes ({string.Join(", ", rank)}), expected {expected:F0}");
     }
 
+    /// <summary>Stage 3 over four rank processes — each unit's weights all-gathered and its gradient reduce-scattered
+    /// through MPI — against stage 0 on threads: SFT full fine-tuning (the summed gradient is stage 0's bits; each
+    /// process holds 32·P/W bytes in float64: its slice of the weights, gradients and two moments) and DPO with
+    /// LoRA (the frozen base partitioned too; the reference pass is the gathered base model).</summary>
+    [MpiFact]
+    [Trait("Category", "Slow")]
+    public void ZeroStage3_RanksAsProcesses_MatchStage0AndHoldTheirShare()
+    {
+        var sft = new JobSpec
+        {
+            ModelNameOrPath = "builtin:tiny-llama", Dataset = "(synthetic)", SequenceParallelSize = 2, DataParallelSize = 2,
+            PerDeviceTrainBatchSize = 1, MaxSteps = 2, CutoffLen = 203, LearningRate = 1e-2, LrSchedulerType = LrSchedulerType.Constant, LoggingSteps = 1,
+            MaxGradNorm = 1.0, WeightDecay = 0.01, GradientCheckpointing = true,
+        };
+        var dpo = sft with { Stage = Stage.Dpo, FinetuningType = FinetuningType.Lora, LoraTarget = "all", LoraRank = 4, PrefBeta = 0.5 };
+        var data = new SyntheticRecipe(Count: 4, SeqLen: 203, Vocab: BuiltinModels.VocabSize, ExactLength: false);
+        var options = new RunOptions(CaptureFirstGradient: true, CaptureFinalParameters: true);
+        foreach (var spec in new[] { sft, dpo })
+        {
+            var zero = new TrainingRun(data.Prepare(spec, ScalarType.Float64), options: options).Execute();
+            var three = new TrainingRun(data.Prepare(spec with { ZeroStage = 3, Launch = Launch.Processes }, ScalarType.Float64), options: options).Execute();
+
+            Assert.Equal(zero.History.Select(h => h.Loss), three.History.Select(h => h.Loss), (a, b) => Math.Abs(a - b) <= 1e-12 * Math.Abs(a));
+            double rel = ZeroStageTests.MaxRelativeDifference(zero.FinalParameters!, three.FinalParameters!);
+            Assert.True(rel <= 1e-12, $"stage 3 over processes ({spec.Stage}): max |θ₃ − θ₀| / max |θ₀| = {rel:E3}");
+            if (spec.FinetuningType == FinetuningType.Full)
+            {
+                Assert.True(zero.FirstGradient!.AsSpan().SequenceEqual(three.FirstGradient!), "stage 3 over processes: the gradient is not stage 0's bits");
+                long p = zero.FinalParameters!.Length;
+                Assert.Equal(4, three.RankModelStateBytes.Length);
+                foreach (var rank in three.RankModelStateBytes)
+                    Assert.True(Math.Abs(rank.Sum() - 32.0 * p / 4) <= 0.05 * 32.0 * p / 4, $"a rank process holds {rank.Sum()} bytes ({string.Join(", ", rank)}), expected {32.0 * p / 4:F0}");
+            }
+        }
+    }
+
     [MpiFact]
     [Trait("Category", "Slow")]
     public void CheckpointWrittenByRankProcesses_ResumesOnThreadsToTheStraightRunsBits()

@@ -9,7 +9,7 @@ namespace LongSeqService.Trainer.Tests.Training;
 
 /// <summary>
 /// Checkpoints under ZeRO: every rank writes its partition of the optimizer state (keyed by parameter name
-/// and flat offset), the main rank the consolidated model.safetensors. A crash and a resume on the same
+/// and flat offset), the main rank the consolidated model.safetensors (stage 3 gathers the weights for it). A crash and a resume on the same
 /// world gives the straight run's bits; a resume on another world size (or stage) re-partitions the saved
 /// state and continues the same training.
 /// </summary>
@@ -19,6 +19,8 @@ public class ZeroResumeTests
     [InlineData(1, "sft", "full", 2, 1)]
     [InlineData(2, "sft", "full", 2, 1)]
     [InlineData(2, "dpo", "lora", 1, 2)]
+    [InlineData(3, "sft", "full", 2, 1)]
+    [InlineData(3, "dpo", "lora", 1, 2)]
     public void CrashAfterCheckpointThenResume_EqualsStraightRun(int stage, string method, string finetuning, int sp, int dp)
     {
         using var dirs = new RunDirs();
@@ -40,12 +42,14 @@ public class ZeroResumeTests
         Assert.True(straight.FinalParameters!.AsSpan().SequenceEqual(resumed.FinalParameters!), "final parameters differ");
     }
 
-    [Fact]
-    public void Checkpoint_ZeroStage2_ModelSafetensorsIsTheWholeModel()
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]           // the weights are partitioned: gathered whole for the save
+    public void Checkpoint_ZeroStage_ModelSafetensorsIsTheWholeModel(int stage)
     {
         using var dirs = new RunDirs();
         var dir = dirs.Path("run");
-        var result = RunDirs.Train(RunDirs.Sft(dir) with { ZeroStage = 2, DataParallelSize = 2 });
+        var result = RunDirs.Train(RunDirs.Sft(dir) with { ZeroStage = stage, DataParallelSize = 2 });
 
         // A plain Hugging Face load of checkpoint-2 and of the final folder: every tensor there, whole.
         foreach (var path in new[] { Path.Combine(dir, "checkpoint-2"), dir })
@@ -63,6 +67,9 @@ public class ZeroResumeTests
     [InlineData(4, 1, 3, 2)]      // 4 → 3, stage 1 → 2 (the cuts move inside tensors)
     [InlineData(2, 2, 1, 0)]      // partitions back into one whole state (optimizer.safetensors' layout)
     [InlineData(1, 0, 2, 2)]      // one whole state cut into partitions
+    [InlineData(2, 3, 3, 3)]      // stage 3: 2 partitions of the weights → 3
+    [InlineData(3, 3, 1, 0)]      // stage 3's partitions back into one replicated model
+    [InlineData(2, 2, 4, 3)]      // stage 2's optimizer partitions into stage 3's
     public void ResumeOnAnotherWorldSize_RepartitionsAndContinuesTheSameRun(int saveSp, int saveStage, int resumeSp, int resumeStage)
     {
         using var dirs = new RunDirs();
