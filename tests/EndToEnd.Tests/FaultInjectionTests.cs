@@ -161,7 +161,7 @@ public sealed class FaultInjectionTests(FaultSystem system, ITestOutputHelper ou
             var outDir = Path.Combine(system.DataDir, "jobs", job.ToString(), "output");
             var logged = File.ReadAllLines(Path.Combine(outDir, "trainer_log.jsonl")).Select(l => JsonNode.Parse(l)!["current_steps"]!.GetValue<int>());
             Assert.Equal(Enumerable.Range(1, Steps), logged);
-            var metrics = await api.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{job}/metrics", WireJson.Options);
+            var metrics = await api.ListAsync<MetricDto>($"/v1/jobs/{job}/metrics");
             Assert.Equal(Enumerable.Range(1, Steps), metrics!.Select(m => m.Record.CurrentSteps));
             var (model, _, _) = ModelLoader.Load(outDir, torch.ScalarType.Float32, new SdpaAttention());
             model.Dispose();

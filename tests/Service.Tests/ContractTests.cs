@@ -211,6 +211,11 @@ public sealed class ContractTests(ServiceFactory factory) : IClassFixture<Servic
         var second = (await (await tenant.PostAsJsonAsync("/v1/jobs", new { model_name_or_path = "builtin:tiny-llama", dataset = dataset.Id, max_steps = 2 }))
             .Content.ReadFromJsonAsync<JobDto>(WireJson.Options))!;
         await tenant.PostAsync($"/v1/jobs/{second.Id}/cancel", null);
+        var third = (await (await tenant.PostAsJsonAsync("/v1/jobs", new { model_name_or_path = "builtin:tiny-llama", dataset = dataset.Id, max_steps = 2 }))
+            .Content.ReadFromJsonAsync<JobDto>(WireJson.Options))!;
+        await tenant.PostAsync($"/v1/jobs/{third.Id}/pause", null);             // queued: paused at once
+        await tenant.PostAsync($"/v1/jobs/{third.Id}/resume", null);
+        await tenant.PostAsync($"/v1/jobs/{second.Id}/pause", null);            // cancelled: 409
         await tenant.GetAsync("/v1/jobs?unknown=1");
 
         Assert.True(contract.Failures.Count == 0, string.Join("\n", contract.Failures));

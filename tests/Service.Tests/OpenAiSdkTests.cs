@@ -123,7 +123,7 @@ public sealed class OpenAiSdkTests(RealTrainerHostFixture factory) : IClassFixtu
         await Until(longJob, j => j.Status != Paused, "resumed");
         for (var deadline = DateTime.UtcNow.AddSeconds(120); (await All(longJob.GetEventsAsync(new GetEventsOptions { PageSize = 100 }))).Max(Step) is not { } s || s <= checkpoint.StepNumber; await Task.Delay(200))
             Assert.True(DateTime.UtcNow < deadline, "the resumed job logged no step after its checkpoint");
-        var metrics = (await _native.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{longJob.JobId}/metrics", WireJson.Options))!;
+        var metrics = (await _native.ListAsync<MetricDto>($"/v1/jobs/{longJob.JobId}/metrics"))!;
         Assert.Equal(Enumerable.Range(1, metrics.Count), metrics.Select(m => m.Step));   // no step lost or repeated across the pause
         await longJob.CancelAndUpdateAsync();
         await Until(longJob, j => j.Status == FineTuningStatus.Cancelled, "cancelled");
@@ -140,7 +140,7 @@ public sealed class OpenAiSdkTests(RealTrainerHostFixture factory) : IClassFixtu
 
         var events = await All(got.GetEventsAsync(new GetEventsOptions { PageSize = 3 }));
         Assert.Equal(events.Count, events.Select(e => e.Id).Distinct().Count());
-        var logged = (await _native.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{supervised.JobId}/metrics", WireJson.Options))!;
+        var logged = (await _native.ListAsync<MetricDto>($"/v1/jobs/{supervised.JobId}/metrics"))!;
         var metricEvents = events.Where(e => e.Kind == FineTuningJobEventKind.Metrics).ToList();
         Assert.Equal(logged.Select(m => m.Step).Reverse(), metricEvents.Select(e => Step(e)!.Value));
         Assert.Equal(logged[^1].Record.Loss, JsonNode.Parse(metricEvents[0].Data)!["train_loss"]!.GetValue<double>());

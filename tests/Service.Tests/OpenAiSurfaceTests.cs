@@ -139,10 +139,14 @@ public sealed class OpenAiSurfaceTests(ServiceFactory factory) : IClassFixture<S
     [Fact]
     public async Task OpenApiDocument_ListsTheOpenAiSurfaceAndPauseResume()
     {
-        var paths = (await factory.Client(null).GetFromJsonAsync<JsonObject>("/openapi/v1.json"))!["paths"]!.AsObject();
+        var openai = (await factory.Client(null).GetFromJsonAsync<JsonObject>("/openapi/openai.json"))!["paths"]!.AsObject();
         foreach (var path in new[] { "/v1/files", "/v1/files/{id}/content", "/v1/fine_tuning/jobs", "/v1/fine_tuning/jobs/{id}/pause",
-                     "/v1/fine_tuning/jobs/{id}/resume", "/v1/fine_tuning/jobs/{id}/events", "/v1/fine_tuning/jobs/{id}/checkpoints", "/v1/jobs/{id}/pause", "/v1/jobs/{id}/resume" })
-            Assert.True(paths.ContainsKey(path), $"{path} is not in the OpenAPI document");
+                     "/v1/fine_tuning/jobs/{id}/resume", "/v1/fine_tuning/jobs/{id}/events", "/v1/fine_tuning/jobs/{id}/checkpoints" })
+            Assert.True(openai.ContainsKey(path), $"{path} is not in the OpenAI surface's OpenAPI document");
+        var native = (await factory.Client(null).GetFromJsonAsync<JsonObject>("/openapi/v1.json"))!["paths"]!.AsObject();
+        foreach (var path in new[] { "/v1/jobs/{id}/pause", "/v1/jobs/{id}/resume" })
+            Assert.True(native.ContainsKey(path), $"{path} is not in the tenant OpenAPI document");
+        Assert.DoesNotContain(native, p => p.Key.StartsWith("/v1/fine_tuning", StringComparison.Ordinal));
     }
 
     [Fact]

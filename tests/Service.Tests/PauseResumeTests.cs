@@ -57,9 +57,9 @@ public sealed class PauseResumeTests(RealTrainerHostFixture factory, Xunit.Abstr
         int at = stopped.CurrentStep!.Value;
         Assert.InRange(at, 1, steps - 1);
         output.WriteLine($"paused after step {at} of {steps}");
-        var checkpoints = (await _client.GetFromJsonAsync<List<CheckpointDto>>($"/v1/jobs/{paused.Id}/checkpoints", WireJson.Options))!;
+        var checkpoints = (await _client.ListAsync<CheckpointDto>($"/v1/jobs/{paused.Id}/checkpoints"))!;
         Assert.Equal([at], checkpoints.Select(c => c.Step));                     // the pause's own checkpoint, of the step it stopped after
-        var hosts = (await _client.GetFromJsonAsync<List<HostDto>>("/v1/hosts", WireJson.Options))!;
+        var hosts = (await _client.ListAsync<HostDto>("/v1/hosts"))!;
         Assert.DoesNotContain(hosts.SelectMany(h => h.Slots), s => s.JobId == paused.Id); // its slots are free
         await Task.Delay(1500);
         Assert.Equal(at, (await _client.GetFromJsonAsync<JobDto>($"/v1/jobs/{paused.Id}", WireJson.Options))!.CurrentStep); // nothing trains while paused
@@ -71,15 +71,15 @@ public sealed class PauseResumeTests(RealTrainerHostFixture factory, Xunit.Abstr
         Assert.Equal((JobStates.Succeeded, JobStates.Succeeded), (a.State, b.State));
         Assert.Equal(2, b.Attempt);                                               // placed again after the pause
 
-        var lossA = (await _client.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{straight.Id}/metrics", WireJson.Options))!.Select(m => (m.Step, m.Record.Loss)).ToList();
-        var lossB = (await _client.GetFromJsonAsync<List<MetricDto>>($"/v1/jobs/{paused.Id}/metrics", WireJson.Options))!.Select(m => (m.Step, m.Record.Loss)).ToList();
+        var lossA = (await _client.ListAsync<MetricDto>($"/v1/jobs/{straight.Id}/metrics"))!.Select(m => (m.Step, m.Record.Loss)).ToList();
+        var lossB = (await _client.ListAsync<MetricDto>($"/v1/jobs/{paused.Id}/metrics"))!.Select(m => (m.Step, m.Record.Loss)).ToList();
         Assert.Equal(Enumerable.Range(1, steps), lossA.Select(x => x.Step));
         Assert.Equal(lossA, lossB);                                               // the loss curve continues exactly
         var weightsA = await _client.GetByteArrayAsync($"/v1/jobs/{straight.Id}/artifacts/model.safetensors");
         var weightsB = await _client.GetByteArrayAsync($"/v1/jobs/{paused.Id}/artifacts/model.safetensors");
         Assert.True(weightsA.AsSpan().SequenceEqual(weightsB), "final weights differ from the uninterrupted run's");
 
-        var events = (await _client.GetFromJsonAsync<List<JobEventDto>>($"/v1/jobs/{paused.Id}/events", WireJson.Options))!;
+        var events = (await _client.ListAsync<JobEventDto>($"/v1/jobs/{paused.Id}/events"))!;
         var path = events.Select(e => e.ToState).ToList();
         Assert.Equal([JobStates.Running, JobStates.Pausing, JobStates.Paused, JobStates.Queued, JobStates.Scheduled, JobStates.Running, JobStates.Succeeded],
             path.SkipWhile(s => s != JobStates.Running));

@@ -91,6 +91,9 @@ public static class ApiSetup
                 o.AddOperationTransformer<OpenApiOperationSetup>();
                 o.AddSchemaTransformer<OpenApiSchemaSetup>();
             });
+        // The OpenAI-compatible surface in a document of its own: its errors are OpenAI's {"error": …}, not
+        // problem details, and the SDKs that drive it are OpenAI's, generated from OpenAI's own description.
+        services.AddOpenApi(OpenAi.OpenAiSurface.Document, o => o.ShouldInclude = endpoint => endpoint.GroupName == OpenAi.OpenAiSurface.Document);
         services.AddSingleton<DatasetStore>();
         services.AddScoped<MetricIngest>();
         services.AddScoped<ModelRegistry>();

@@ -17,10 +17,10 @@ public static class JobPauseEndpoints
     {
         var group = app.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization(Policies.Tenant).ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         group.MapPost("/{id:guid}/pause", (Guid id, ClaimsPrincipal user, ServiceDb db, JobStateMachine jobs, PlacementTrigger placement) => Run(JobControl.PauseAsync, id, user, db, jobs, placement))
-            .ProducesProblem(StatusCodes.Status409Conflict)
+            .WithName("pauseJob").ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
             .WithSummary("Pause a job: a running one checkpoints and releases its slots (pausing, then paused); a queued one is paused at once");
         group.MapPost("/{id:guid}/resume", (Guid id, ClaimsPrincipal user, ServiceDb db, JobStateMachine jobs, PlacementTrigger placement) => Run(JobControl.ResumeAsync, id, user, db, jobs, placement))
-            .ProducesProblem(StatusCodes.Status409Conflict)
+            .WithName("resumeJob").ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
             .WithSummary("Resume a paused job: it is queued again and continues from its checkpoint");
     }
 

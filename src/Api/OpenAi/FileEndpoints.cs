@@ -24,7 +24,7 @@ public static class FileEndpoints
 {
     public static void MapOpenAiFileApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/files").WithTags("OpenAI files").RequireAuthorization(Policies.Tenant);
+        var group = app.MapGroup("/v1/files").WithTags("OpenAI files").WithGroupName(OpenAiSurface.Document).RequireAuthorization(Policies.Tenant);
         group.MapPost("/", Upload).Accepts<IFormFile>("multipart/form-data").WithMetadata(new RequestSizeLimitAttribute(long.MaxValue)).DisableAntiforgery()
             .Produces<OpenAiErrorBody>(StatusCodes.Status400BadRequest).Produces<OpenAiErrorBody>(StatusCodes.Status413PayloadTooLarge)
             .WithSummary("Upload a fine-tuning file (OpenAI JSONL: chat or preference examples; form parts 'file' and 'purpose'=fine-tune)");

@@ -27,7 +27,7 @@ public static class FineTuningEndpoints
 
     public static void MapFineTuningApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/fine_tuning/jobs").WithTags("OpenAI fine-tuning").RequireAuthorization(Policies.Tenant);
+        var group = app.MapGroup("/v1/fine_tuning/jobs").WithTags("OpenAI fine-tuning").WithGroupName(OpenAiSurface.Document).RequireAuthorization(Policies.Tenant);
         group.MapPost("/", Create).Produces<OpenAiErrorBody>(StatusCodes.Status400BadRequest).Produces<OpenAiErrorBody>(StatusCodes.Status409Conflict)
             .WithSummary("Create a fine-tuning job (OpenAI's request; job-spec keys in 'longseq')");
         group.MapGet("/", List).Produces<OpenAiErrorBody>(StatusCodes.Status400BadRequest).WithSummary("The tenant's jobs, newest first");
