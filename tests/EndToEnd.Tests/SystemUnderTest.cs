@@ -52,6 +52,10 @@ public class SystemUnderTest : IAsyncLifetime
         _db = server + $";Database={_database}";
         await StartApiAsync();
         StartHost();
+        // The system is up when its host has registered: a job submitted before that is refused (no host).
+        using var admin = Client();
+        for (var deadline = DateTime.UtcNow.AddSeconds(120); !(await admin.GetStringAsync("/v1/hosts")).Contains(HostName, StringComparison.Ordinal); await Task.Delay(200))
+            if (DateTime.UtcNow > deadline || _host!.HasExited) throw new InvalidOperationException("the trainer host did not register:\n" + Logs());
     }
 
     /// <summary>Starts the API (again, after <see cref="KillApi"/>: same port, same database) and waits for /health.</summary>
