@@ -103,7 +103,8 @@ public sealed class FaultInjectionTests(FaultSystem system, ITestOutputHelper ou
         var injected = new Dictionary<Fault, int>();
         var timeline = new List<string>();
         void Note(string what) { timeline.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {what}"); output.WriteLine(timeline[^1]); }
-        int trainerKills = 0;
+        // A host restarts a killed trainer at most twice per attempt, then fails the run (by design): so at most 2 kills per job.
+        var trainerKills = new Dictionary<Guid, int>();
         var deadline = DateTime.UtcNow.AddMinutes(10);
         while (!await AllTerminal(api, jobs))
         {
@@ -112,7 +113,8 @@ public sealed class FaultInjectionTests(FaultSystem system, ITestOutputHelper ou
             if (!await Until(() => Task.FromResult(observer.Progress > moved), TimeSpan.FromSeconds(5))) continue;
             await Task.Delay(TimeSpan.FromSeconds(random.NextDouble() * 3));
             var fault = (Fault)random.Next(4);
-            if (fault == Fault.Trainer && (trainerKills >= 2 * jobCount || observer.TrainerPids().Count == 0)) fault = Fault.Host;
+            var killable = observer.Trainers().Where(t => trainerKills.GetValueOrDefault(t.Job) < 2).ToList();
+            if (fault == Fault.Trainer && killable.Count == 0) fault = Fault.Host;
             Note($"inject {fault} (steps logged so far: {observer.Progress})");
             switch (fault)
             {
@@ -132,9 +134,9 @@ public sealed class FaultInjectionTests(FaultSystem system, ITestOutputHelper ou
                     system.StartHost();
                     break;
                 case Fault.Trainer:
-                    var pids = observer.TrainerPids();
-                    _ = kill(pids[random.Next(pids.Count)], 9);
-                    trainerKills++;
+                    var (pid, job) = killable[random.Next(killable.Count)];
+                    _ = kill(pid, 9);
+                    trainerKills[job] = trainerKills.GetValueOrDefault(job) + 1;
                     break;
             }
             injected[fault] = injected.GetValueOrDefault(fault) + 1;
@@ -212,7 +214,7 @@ internal sealed class TrainerObserver : IDisposable
     private readonly HashSet<(Guid Job, int Group)> _groups = [];
     private readonly Dictionary<Guid, int> _lastStep = [];
     private readonly object _gate = new();
-    private List<int> _trainers = [];
+    private List<(int Pid, Guid Job)> _trainers = [];
     public List<string> Overlaps { get; } = [];
     /// <summary>Log lines written so far over all jobs and attempts (a resumed run's redone steps count again).</summary>
     public int StepsTrained { get { lock (_gate) return _stepsTrained; } }
@@ -227,8 +229,8 @@ internal sealed class TrainerObserver : IDisposable
         _loop = Task.Run(Loop);
     }
 
-    /// <summary>The trainer processes (not their sh supervisors) alive at the last sample.</summary>
-    public List<int> TrainerPids() { lock (_gate) return [.. _trainers]; }
+    /// <summary>The trainer processes (not their sh supervisors) alive at the last sample, with their jobs.</summary>
+    public List<(int Pid, Guid Job)> Trainers() { lock (_gate) return [.. _trainers]; }
 
     public void Stop()
     {
@@ -249,7 +251,7 @@ internal sealed class TrainerObserver : IDisposable
     private void Sample()
     {
         var byJob = new Dictionary<Guid, HashSet<int>>();
-        var trainers = new List<int>();
+        var trainers = new List<(int, Guid)>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
@@ -266,7 +268,7 @@ internal sealed class TrainerObserver : IDisposable
             (byJob.TryGetValue(job, out var g) ? g : byJob[job] = []).Add(int.Parse(fields[2], CultureInfo.InvariantCulture));
             if (!cmdline.StartsWith("/bin/sh\0", StringComparison.Ordinal) && !cmdline.StartsWith("sh\0", StringComparison.Ordinal)
                 && !cmdline.StartsWith("/usr/bin/setpriv", StringComparison.Ordinal))
-                trainers.Add(pid);
+                trainers.Add((pid, job));
         }
         lock (_gate)
         {

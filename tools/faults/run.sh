@@ -19,7 +19,8 @@ done
 mkdir -p .data/faults
 for ((r = 1; r <= rounds; r++)); do
   rm -f .data/faults/last.json
-  scripts/test.sh -- --filter "FullyQualifiedName~FaultInjectionTests" --logger "console;verbosity=detailed" | grep -v '^\s*$' | tail -40
-  [ -f .data/faults/last.json ] || { echo "round $r failed (no report)"; exit 1; }
+  scripts/test.sh -- --filter "FullyQualifiedName~FaultInjectionTests" | tail -30
+  [ -f .data/faults/last.json ] || { echo "round $r failed (no report; the fault schedule is in the output above)"; exit 1; }
+  cat .data/faults/last.json; echo
   tr -d '\n ' < .data/faults/last.json >> .data/faults/runs.jsonl; echo >> .data/faults/runs.jsonl
 done
