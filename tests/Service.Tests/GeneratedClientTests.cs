@@ -33,15 +33,7 @@ public sealed class GeneratedClientTests(RealTrainerHostFixture factory) : IClas
             { BaseUrl = http.BaseAddress!.ToString().TrimEnd('/') });
 
         var states = new List<StateMessage>();
-        await using var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(factory.Server.BaseAddress, "hubs/progress"), o =>
-            {
-                o.HttpMessageHandlerFactory = _ => factory.Server.CreateHandler();
-                o.Transports = HttpTransportType.LongPolling;
-                o.AccessTokenProvider = () => Task.FromResult<string?>(key);
-            })
-            .AddJsonProtocol(o => WireJson.Configure(o.PayloadSerializerOptions))
-            .Build();
+        await using var hub = factory.Hub(key);
         hub.On<StateMessage>(ProgressHubNames.State, m => { lock (states) states.Add(m); });
         await hub.StartAsync();
         await hub.InvokeAsync(ProgressHubNames.SubscribeTenant);

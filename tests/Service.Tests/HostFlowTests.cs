@@ -92,15 +92,7 @@ public sealed class HostFlowTests(HostFlowFixture factory) : IClassFixture<HostF
 
     private async Task<HubConnection> HubAsync()
     {
-        var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(factory.Server.BaseAddress, "hubs/progress"), o =>
-            {
-                o.HttpMessageHandlerFactory = _ => factory.Server.CreateHandler();
-                o.Transports = HttpTransportType.LongPolling;
-                o.AccessTokenProvider = () => Task.FromResult<string?>(_key);
-            })
-            .AddJsonProtocol(o => WireJson.Configure(o.PayloadSerializerOptions))
-            .Build();
+        var hub = factory.Hub(_key);
         await hub.StartAsync();
         return hub;
     }

@@ -20,15 +20,7 @@ public sealed class ProgressHubTests(ServiceFactory factory) : IClassFixture<Ser
 
     private async Task<(HubConnection Hub, ConcurrentQueue<JobStateMessage> Received, Task Closed)> SubscribedAsync(string key)
     {
-        var hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(factory.Server.BaseAddress, "hubs/progress"), o =>
-            {
-                o.HttpMessageHandlerFactory = _ => factory.Server.CreateHandler();
-                o.Transports = HttpTransportType.LongPolling;
-                o.AccessTokenProvider = () => Task.FromResult<string?>(key);
-            })
-            .AddJsonProtocol(o => WireJson.Configure(o.PayloadSerializerOptions))
-            .Build();
+        var hub = factory.Hub(key);
         var received = new ConcurrentQueue<JobStateMessage>();
         var closed = new TaskCompletionSource();
         hub.On<JobStateMessage>(ProgressHubNames.State, received.Enqueue);

@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR.Client;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using LongSeqService.Api.Infrastructure;
@@ -70,6 +72,17 @@ public class ServiceFactory : WebApplicationFactory<Program>, IAsyncLifetime
         await cmd.ExecuteNonQueryAsync();
         try { Directory.Delete(DataDir, recursive: true); } catch (IOException) { }
     }
+
+    /// <summary>A SignalR connection to the progress hub through the test server (long polling), as <paramref name="key"/>; not started.</summary>
+    public HubConnection Hub(string key) => new HubConnectionBuilder()
+        .WithUrl(new Uri(Server.BaseAddress, "hubs/progress"), o =>
+        {
+            o.HttpMessageHandlerFactory = _ => Server.CreateHandler();
+            o.Transports = HttpTransportType.LongPolling;
+            o.AccessTokenProvider = () => Task.FromResult<string?>(key);
+        })
+        .AddJsonProtocol(o => WireJson.Configure(o.PayloadSerializerOptions))
+        .Build();
 
     public HttpClient Client(string? key)
     {
