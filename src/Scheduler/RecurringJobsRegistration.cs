@@ -19,6 +19,8 @@ internal sealed class RecurringJobsRegistration(IRecurringJobManager recurring, 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!options.Value.RecurringJobs) return;
+        // Off the startup path: a held lock makes each attempt wait for Hangfire's lock timeout, and the host must not wait with it.
+        await Task.Yield();
         for (var delay = TimeSpan.FromSeconds(1); !stoppingToken.IsCancellationRequested; delay = TimeSpan.FromSeconds(Math.Min(30, delay.TotalSeconds * 2)))
         {
             try

@@ -38,8 +38,8 @@ public class MemoryModelTests
     public void Estimate_Dpo_TwoSequencesPerPairAndAReferenceModel()
     {
         var sft = Estimate("shape:qwen2.5-0.5b", new MemoryRequest { SeqLen = 4096 });
-        var dpo = Estimate("shape:qwen2.5-0.5b", new MemoryRequest { SeqLen = 4096, Stage = "dpo" });
-        var precomputed = Estimate("shape:qwen2.5-0.5b", new MemoryRequest { SeqLen = 4096, Stage = "dpo", PrecomputeRefLogps = true });
+        var dpo = Estimate("shape:qwen2.5-0.5b", new MemoryRequest { SeqLen = 4096, Stage = Stage.Dpo });
+        var precomputed = Estimate("shape:qwen2.5-0.5b", new MemoryRequest { SeqLen = 4096, Stage = Stage.Dpo, PrecomputeRefLogps = true });
 
         Assert.Equal(2 * sft.LocalTokens, dpo.LocalTokens);
         Assert.Equal(Term(sft, "weights"), Term(dpo, "reference_model"));
@@ -50,7 +50,7 @@ public class MemoryModelTests
     public void Estimate_Lora_OnlyAdaptersHaveGradientsAndOptimizerState()
     {
         var dims = Shape("shape:qwen2.5-7b");
-        var lora = MemoryModel.Estimate(dims, new MemoryRequest { SeqLen = 4096, FinetuningType = "lora", LoraRank = 16 });
+        var lora = MemoryModel.Estimate(dims, new MemoryRequest { SeqLen = 4096, FinetuningType = FinetuningType.Lora, LoraRank = 16 });
         // r × (in + out) per projection: q (3584+3584), k and v (3584+512), o (3584+3584), gate/up (3584+18944), down (18944+3584).
         long adapters = 28L * 16 * ((3584 + 3584) * 2 + (3584 + 512) * 2 + (3584 + 18944) * 3);
 
@@ -99,7 +99,7 @@ public class MemoryModelTests
         Assert.Equal(2 * head, Term(z3, "zero3_gathered_embedding"));
         Assert.Equal(2 * m.LayerParameters * 2, Term(z3, "zero3_gather"));
         Assert.Equal(0, Term(MemoryModel.Estimate(m, r with { ZeroStage = 2 }), "zero3_gathered_head"));
-        Assert.Equal(head, Term(MemoryModel.Estimate(m, r with { FinetuningType = "lora" }), "zero3_gathered_embedding"));   // a frozen embedding has no gradient
+        Assert.Equal(head, Term(MemoryModel.Estimate(m, r with { FinetuningType = FinetuningType.Lora }), "zero3_gathered_embedding"));   // a frozen embedding has no gradient
         var checkpointed = MemoryModel.Estimate(m, r with { ZeroStage = 2, GradientCheckpointing = true });
         Assert.Equal(Term(checkpointed, "activations"), Term(z3, "activations"));
     }
@@ -121,7 +121,7 @@ public class MemoryModelTests
     {
         // Qwen2.5-7B has 4 K/V heads: Ulysses over 8 holds lcm(4, 8) = 8 of them per token, the ring keeps 4.
         var ring = Estimate("shape:qwen2.5-7b", new MemoryRequest { SeqLen = 16384, SequenceParallelSize = 8 });
-        var ulysses = Estimate("shape:qwen2.5-7b", new MemoryRequest { SeqLen = 16384, SequenceParallelSize = 8, Mode = "ulysses" });
+        var ulysses = Estimate("shape:qwen2.5-7b", new MemoryRequest { SeqLen = 16384, SequenceParallelSize = 8, Mode = SequenceParallelMode.Ulysses });
         long kvGrowth = 2L * 4 * 4 * 128 * 28 * ulysses.LocalTokens;      // 2 tensors (k, v) × 4 more heads × 128 dims × 4 B × 28 layers
 
         Assert.Equal(kvGrowth, Term(ulysses, "activations") - Term(ring, "activations"));

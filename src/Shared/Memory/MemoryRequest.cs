@@ -12,10 +12,10 @@ public sealed record MemoryRequest
     public required int SeqLen { get; init; }
     public int SequenceParallelSize { get; init; } = 1;
     public int DataParallelSize { get; init; } = 1;
-    public string Mode { get; init; } = "zigzag-ring";
+    public SequenceParallelMode Mode { get; init; } = SequenceParallelMode.ZigzagRing;
     public int? UlyssesDegree { get; init; }
-    public string Stage { get; init; } = "sft";
-    public string FinetuningType { get; init; } = "full";
+    public Stage Stage { get; init; } = Stage.Sft;
+    public FinetuningType FinetuningType { get; init; } = FinetuningType.Full;
     public int LoraRank { get; init; } = 8;
     public string LoraTarget { get; init; } = "all";
     public bool PrecomputeRefLogps { get; init; }
@@ -31,16 +31,16 @@ public sealed record MemoryRequest
     public long LossChunkBudgetBytes { get; init; } = LossChunk.DefaultBudgetBytes;
 
     public int WorldSize => SequenceParallelSize * DataParallelSize;
-    public bool IsDpo => Stage == "dpo";
-    public bool IsLora => FinetuningType == "lora";
+    public bool IsDpo => Stage == Stage.Dpo;
+    public bool IsLora => FinetuningType == FinetuningType.Lora;
     /// <summary>DPO with full weights and no precomputed log-probs keeps a frozen copy of the model (LoRA's reference is the base itself).</summary>
     public bool HoldsReference => IsDpo && !IsLora && !PrecomputeRefLogps;
 
     /// <summary>The ulysses group size: N for ulysses, u (given or chosen as the trainer chooses it) for hybrid, 1 for the rings.</summary>
     public int UlyssesGroup(int heads) => Mode switch
     {
-        "ulysses" => SequenceParallelSize,
-        "hybrid" => UlyssesDegree ?? SequenceParallelRules.AutoUlyssesDegree(SequenceParallelSize, heads),
+        SequenceParallelMode.Ulysses => SequenceParallelSize,
+        SequenceParallelMode.Hybrid => UlyssesDegree ?? SequenceParallelRules.AutoUlyssesDegree(SequenceParallelSize, heads),
         _ => 1,
     };
 
@@ -48,7 +48,7 @@ public sealed record MemoryRequest
     public static MemoryRequest FromSpec(JobSpec spec, int? sequenceParallelSize = null) => new()
     {
         SeqLen = spec.CutoffLen, SequenceParallelSize = sequenceParallelSize ?? spec.SequenceParallelSize, DataParallelSize = spec.DataParallelSize,
-        Mode = spec.SequenceParallelMode.Wire(), UlyssesDegree = spec.UlyssesDegree, Stage = spec.Stage.Wire(), FinetuningType = spec.FinetuningType.Wire(),
+        Mode = spec.SequenceParallelMode, UlyssesDegree = spec.UlyssesDegree, Stage = spec.Stage, FinetuningType = spec.FinetuningType,
         LoraRank = spec.LoraRank, LoraTarget = spec.LoraTarget, PrecomputeRefLogps = spec.PrecomputeRefLogps, Bf16 = spec.Bf16,
         GradientCheckpointing = spec.GradientCheckpointing, BatchSize = spec.PerDeviceTrainBatchSize, ZeroStage = spec.ZeroStage,
     };

@@ -29,8 +29,9 @@ public static class BenchCommand
     public static int Run(string[] args)
     {
         var cli = CliArgs.Parse(args, new HashSet<string> { "json", "gradient_checkpointing", "find_max_len" });
-        cli.RejectUnknown(Known);
+        cli.RejectUnknown([.. Known, .. DataBench.Keys]);
         if (cli.Has("find_max_len")) return MaxLengthSearch.Run(cli);
+        if (cli.Has("dataset")) return DataBench.Run(cli);
         var model = cli.Require("model", "builtin:tiny-llama");
         var shape = CheckRuns.Shape(model);
         var lengths = cli.IntList("seq_len", "2048,8192");
@@ -182,7 +183,7 @@ public static class BenchCommand
     }
 
     /// <summary>Wall time of each optimizer step, measured on the main rank between step completions.</summary>
-    private sealed class StepClock : ITrainingObserver
+    internal sealed class StepClock : ITrainingObserver
     {
         private readonly Stopwatch _watch = new();
         public List<double> Seconds { get; } = [];

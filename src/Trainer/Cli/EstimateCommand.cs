@@ -74,7 +74,7 @@ public static class EstimateCommand
         }
         if (headline != null) Console.WriteLine(headline);
         Console.WriteLine($"peak per rank: {MemoryEstimate.Format(e.PeakBytes)} ({e.PeakBytes:N0} B) at {e.PeakMoment.Name}; " +
-                          $"sp={r.SequenceParallelSize} dp={r.DataParallelSize} {r.Mode}, {e.LocalTokens:N0} tokens per rank, loss head {r.LossHead.ToString().ToLowerInvariant()}");
+                          $"sp={r.SequenceParallelSize} dp={r.DataParallelSize} {r.Mode.Wire()}, {e.LocalTokens:N0} tokens per rank, loss head {r.LossHead.ToString().ToLowerInvariant()}");
         Console.WriteLine("  resident");
         foreach (var t in e.Resident) Line(t);
         foreach (var m in e.Moments)

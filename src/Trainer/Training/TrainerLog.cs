@@ -7,7 +7,7 @@ namespace LongSeqService.Trainer.Training;
 /// <summary>
 /// <c>trainer_log.jsonl</c>: one JSON object per logging step, with LLaMA-Factory's field names
 /// (current_steps, total_steps, loss, lr, epoch, percentage, elapsed_time, remaining_time) plus
-/// tokens_per_sec, trained_tokens, grad_norm, per-rank memory and, for DPO, the reward metrics.
+/// tokens_per_sec, trained_tokens, label_tokens (this record's loss-bearing tokens), grad_norm, per-rank memory and, for DPO, the reward metrics.
 /// The ETA is measured on this run's own steps (resumed steps excluded), so it is honest after a resume.
 /// </summary>
 public sealed class TrainerLog
@@ -55,6 +55,8 @@ public sealed class TrainerLog
             ["remaining_seconds"] = double.IsNaN(p.RemainingSeconds) ? null : Math.Round(p.RemainingSeconds, 3),
             ["tokens_per_sec"] = Math.Round(p.TokensPerSecond, 1),
             ["trained_tokens"] = p.TrainedTokens,
+            // The tokens that reached the loss in this record's steps: what packing vs padding changes (useful work).
+            ["label_tokens"] = m.LabelTokens,
             ["grad_norm"] = Math.Round(m.GradNorm, 6),
             ["rank_peak_bytes"] = new JsonArray(rankPeakBytes.Select(b => (JsonNode)b).ToArray()),
             ["rank_baseline_bytes"] = new JsonArray(rankBaselineBytes.Select(b => (JsonNode)b).ToArray()),

@@ -46,6 +46,23 @@ public class TrainingOutputTests
         Assert.Equal([1, 2, 3, 4], steps);
     }
 
+    /// <summary>label_tokens is what reached the loss: over one epoch of packed rows, one row a step (no micro-batch left over), every label of every row once.</summary>
+    [Fact]
+    public void PackedSft_LogLabelTokens_SumToTheRowsLabels()
+    {
+        using var scope = NewDisposeScope();
+        using var dirs = new RunDirs();
+        var output = dirs.Path("packed");
+        var spec = RunDirs.Sft(output) with { Packing = true, CutoffLen = 96, PerDeviceTrainBatchSize = 1, GradientAccumulationSteps = 1, MaxSteps = -1, NumTrainEpochs = 1, SaveSteps = 1000 };
+        var rows = RunPreparation.Prepare(spec, RepoPaths.Root).Train.Packed!;
+
+        RunDirs.Train(spec);
+
+        var logged = RunDirs.Log(output).Select(r => (long)r["label_tokens"]!).ToArray();
+        Assert.All(logged, n => Assert.True(n > 0));
+        Assert.Equal(rows.Sum(r => (long)r.LabelCount), logged.Sum());
+    }
+
     [Fact]
     public void LoraSft_BaseWeightsBitIdentical_AdapterWrittenInPeftLayout()
     {
