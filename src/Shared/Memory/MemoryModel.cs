@@ -90,7 +90,7 @@ public static class MemoryModel
             new("head_backward", [activations, .. lossHeld, lossGradient, headGradient, gatheredHead]),
             new("layer_backward", [activations, working, .. attention, .. lossHeld, .. (r.ZeroStage >= 3 ? Array.Empty<MemoryTerm>() : [headGradient])]),   // ZeRO-3: reduce-scattered after the head's backward
             new("backward_end", [gradients, working, .. attention, .. lossHeld, gatheredEmbedding]),
-            new("optimizer_step", [gradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, trainable, b, Shard)]),
+            new("optimizer_step", [gradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, m, trainable, b, Shard)]),
         };
         return new MemoryEstimate(resident, moments, t);
     }
@@ -160,15 +160,16 @@ public static class MemoryModel
     }
 
     /// <summary>The optimizer step's temporaries: the gradient sum's flat buffer (world &gt; 1) and the clip-norm's
-    /// float64 copies, then AdamW's float32 denominator (and the float32 gradient for bf16) — the larger of the two.</summary>
-    private static IEnumerable<MemoryTerm> UpdateTerms(MemoryRequest r, long trainable, long b, Func<long, int, long> shard)
+    /// float64 copies, then AdamW's float32 denominator (and the float32 gradient for bf16) of one parameter at a
+    /// time — the largest it updates — the larger of the two.</summary>
+    private static IEnumerable<MemoryTerm> UpdateTerms(MemoryRequest r, ModelDims m, long trainable, long b, Func<long, int, long> shard)
     {
         long sum = r.WorldSize > 1 ? shard(trainable * b, 2) : 0;
         long clip = Math.Min(shard(trainable, 2), ClipNormSliceElements) * ClipNormBytesPerParameter;
-        long adam = shard(trainable * (r.Bf16 ? 8 : 4), 1);
+        long adam = Math.Min(shard(trainable, 1), m.LargestParameter) * (r.Bf16 ? 8 : 4);
         yield return sum + clip >= adam
             ? new MemoryTerm("step_temporaries", sum + clip, $"{(sum > 0 ? "flat all-reduce buffer + " : "")}clip-norm float64 copies of one slice ({ClipNormBytesPerParameter} B per element)")
-            : new MemoryTerm("step_temporaries", adam, "AdamW float32 denominator" + (r.Bf16 ? " and float32 gradient" : ""));
+            : new MemoryTerm("step_temporaries", adam, "AdamW float32 denominator" + (r.Bf16 ? " and float32 gradient" : "") + " of the largest parameter it updates");
     }
 
     private static IReadOnlyCollection<string> LoraTargets(string target) => target == "all"

@@ -25,6 +25,9 @@ public sealed record ModelDims(int Hidden, int Intermediate, int Layers, int Hea
     /// <summary>Every parameter: embeddings, the layers, the final norm, and lm_head unless tied.</summary>
     public long Parameters => (long)Vocab * Hidden * (TiedEmbeddings ? 1 : 2) + Layers * LayerParameters + Hidden;
 
+    /// <summary>The largest single weight tensor: the embedding (V × H), or an MLP projection (I × H) or q_proj when bigger.</summary>
+    public long LargestParameter => Math.Max((long)Vocab * Hidden, Math.Max((long)Intermediate * Hidden, (long)Heads * HeadDim * Hidden));
+
     /// <summary>LoRA adapter parameters: A (r × in) and B (out × r) for every targeted projection of every layer.</summary>
     public long LoraParameters(int rank, IReadOnlyCollection<string> targets)
     {

@@ -83,6 +83,9 @@ public sealed class AdamW : IDisposable
         {
             var p = _slots[i].Weights;
             if (grads[i] is not { } grad) continue;
+            // Each slot's temporaries (the float32 gradient copy, the denominator) freed before the next slot's:
+            // held to the end of the update they were a second copy of every gradient at the step's peak.
+            using var slotScope = NewDisposeScope();
             var w = _master[i] ?? p;                                  // the fp32 (or fp64) weights we update
             var g = grad.to(w.dtype, w.device);
             if (_slots[i].Decay && _weightDecay != 0) w.mul_(decay);
