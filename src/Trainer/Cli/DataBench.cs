@@ -38,36 +38,27 @@ public static class DataBench
                 SequenceParallelSize = sp, SequenceParallelMode = SequenceParallelPlan.ParseMode(cli.Get("mode") ?? "zigzag-ring"),
                 UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u, CultureInfo.InvariantCulture) : null,
                 LearningRate = 1e-5, LrSchedulerType = LrSchedulerType.Constant, Bf16 = dtype == TorchSharp.torch.ScalarType.BFloat16,
-                GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1, MaxSteps = warmup + steps,
+                GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1, MaxSteps = Math.Max(1, warmup + steps),
                 OutputDir = output, OverwriteOutputDir = true, Launch = Launch.Threads,
             };
             var prep = RunPreparation.Prepare(spec, Environment.CurrentDirectory, dtype) with { OutputDir = null }; // measured, nothing saved
             int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / sp));
-            var clock = new BenchCommand.StepClock();
-            var result = new TrainingRun(prep, clock, BenchCommand.Knobs(cli) with { IntraOpThreadsPerRank = threads }).Execute();
-            var timed = result.History.Skip(warmup).ToArray();
-            double seconds = clock.Seconds.Skip(warmup).Sum();
             var r = new JsonObject
             {
                 ["model"] = model, ["dataset"] = Path.GetFileName(dataset), ["cutoff_len"] = spec.CutoffLen, ["packing"] = packing,
                 ["batch_size"] = spec.PerDeviceTrainBatchSize, ["sp"] = sp, ["mode"] = spec.SequenceParallelMode.Wire(),
                 ["dtype"] = dtype.ToString().ToLowerInvariant(), ["gradient_checkpointing"] = spec.GradientCheckpointing,
-                ["threads_per_rank"] = threads, ["steps"] = timed.Length, ["rows"] = prep.Train.Count,
-                ["step_seconds"] = Math.Round(seconds / Math.Max(timed.Length, 1), 3),
-                ["tokens_per_sec"] = Math.Round(timed.Sum(m => m.Tokens) / seconds, 2),
-                ["label_tokens_per_sec"] = Math.Round(timed.Sum(m => m.LabelTokens) / seconds, 2),
-                ["label_tokens_per_step"] = Math.Round(timed.Average(m => (double)m.LabelTokens), 1),
-                ["tokens_per_step"] = Math.Round(timed.Average(m => (double)m.Tokens), 1),
-                ["rank_attention_compute_seconds"] = new JsonArray(result.RankAttention
-                    .Select(a => (JsonNode)Math.Round((a.Total - a.CommunicationWait).TotalSeconds / result.History.Count, 4)).ToArray()),
+                ["threads_per_rank"] = threads, ["rows"] = prep.Train.Count,
+                ["label_tokens"] = LabelTokens(prep.Train), ["tokens"] = prep.Train.PaddedRowTokens().Sum(n => (long)n),
                 ["notes"] = new JsonArray(prep.Notes.Select(n => (JsonNode)n).ToArray()),
             };
+            if (steps > 0) Time(prep, r, steps, warmup, threads, cli);          // --steps 0: the data and layout figures only
             if (AttentionWork.Layout(spec.SequenceParallelMode) is { } layout)
                 r["attention_pairs"] = AttentionWork.Summary(AttentionWork.RowPositions(prep.Train), layout, sp);
             if (cli.Has("json")) Console.WriteLine(r.ToJsonString());
             else
                 Console.WriteLine($"{Path.GetFileName(dataset)} cutoff {spec.CutoffLen} packing={packing} batch {spec.PerDeviceTrainBatchSize} sp={sp} {spec.SequenceParallelMode.Wire()}: " +
-                                  $"{r["label_tokens_per_sec"]} label tok/s, {r["tokens_per_sec"]} tok/s, step {r["step_seconds"]} s, {r["label_tokens_per_step"]} label tokens/step" +
+                                  (steps > 0 ? $"{r["label_tokens_per_sec"]} label tok/s, {r["tokens_per_sec"]} tok/s, step {r["step_seconds"]} s, {r["label_tokens_per_step"]} label tokens/step" : $"{r["rows"]} rows") +
                                   (r["attention_pairs"] is JsonObject a ? $"; attention pairs per rank imbalance mean {a["mean_imbalance"]}, max {a["max_imbalance"]}" : ""));
             return 0;
         }
@@ -76,6 +67,27 @@ public static class DataBench
             try { Directory.Delete(output, recursive: true); } catch (IOException) { }
         }
     }
+
+    /// <summary>Warm-up and timed steps: tokens and label tokens per second, and each rank's attention compute time.</summary>
+    private static void Time(PreparedRun prep, JsonObject r, int steps, int warmup, int threads, CliArgs cli)
+    {
+        var clock = new BenchCommand.StepClock();
+        var result = new TrainingRun(prep, clock, BenchCommand.Knobs(cli) with { IntraOpThreadsPerRank = threads }).Execute();
+        var timed = result.History.Skip(warmup).ToArray();
+        double seconds = clock.Seconds.Skip(warmup).Sum();
+        r["steps"] = timed.Length;
+        r["step_seconds"] = Math.Round(seconds / timed.Length, 3);
+        r["tokens_per_sec"] = Math.Round(timed.Sum(m => m.Tokens) / seconds, 2);
+        r["label_tokens_per_sec"] = Math.Round(timed.Sum(m => m.LabelTokens) / seconds, 2);
+        r["label_tokens_per_step"] = Math.Round(timed.Average(m => (double)m.LabelTokens), 1);
+        r["tokens_per_step"] = Math.Round(timed.Average(m => (double)m.Tokens), 1);
+        r["rank_attention_compute_seconds"] = new JsonArray(result.RankAttention
+            .Select(a => (JsonNode)Math.Round((a.Total - a.CommunicationWait).TotalSeconds / result.History.Count, 4)).ToArray());
+    }
+
+    /// <summary>Every label-bearing token of the data (one epoch's useful work).</summary>
+    private static long LabelTokens(TrainingData data) =>
+        data.Packed?.Sum(r => (long)r.LabelCount) ?? data.Sft?.Sum(s => (long)SftObjective.ShiftedLabelCount(s)) ?? 0;
 
     private static bool ParseBool(CliArgs cli, string key) => (cli.Get(key) ?? "false").ToLowerInvariant() switch
     {

@@ -42,6 +42,7 @@ public class DataBenchTests
         Assert.True((bool)o["packing"]!);
         Assert.InRange((double)o["label_tokens_per_step"]!, 1, (double)o["tokens_per_step"]!);
         Assert.True((double)o["label_tokens_per_sec"]! > 0);
+        Assert.InRange((long)o["label_tokens"]!, 1, (long)o["tokens"]!);
         var pairs = o["attention_pairs"]!.AsObject();
         Assert.Equal("zigzag", (string)pairs["layout"]!);
         Assert.Equal(2, pairs["rank_total"]!.AsArray().Count);
