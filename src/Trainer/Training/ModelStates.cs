@@ -52,6 +52,11 @@ public interface IModelStates : IDisposable
     /// kept) or reading them. A collective under stage 3, which gathers them; the other stages hold them already.</summary>
     IDisposable WholeWeights() => NoScope.Instance;
 
+    /// <summary>The whole weights in the main rank's parameters until disposed, for saving them there (a collective under
+    /// stage 3, which gathers them on the main rank only; the other stages hold them already). Other ranks must not read
+    /// their parameters meanwhile.</summary>
+    IDisposable WholeWeightsOnMain() => WholeWeights();
+
     private sealed class NoScope : IDisposable
     {
         public static readonly NoScope Instance = new();

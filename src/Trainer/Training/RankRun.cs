@@ -126,7 +126,7 @@ public sealed class RankRun
                 paused = !last && output != null && PauseRequest.IsRequested(world, ctx.IsMain);
                 if (output != null && (done % _spec.SaveSteps == 0 || paused) && !last)
                 {
-                    using var whole = trainer.States.WholeWeights();          // stage 3: the consolidated model.safetensors
+                    using var whole = trainer.States.WholeWeightsOnMain();    // stage 3: the consolidated model.safetensors, gathered where it is written
                     var path = Checkpoints.Save(world, trainer.States, output, done, log.TrainedTokens, _schedule.EpochAt(done),
                         dir => _prep.Models.SaveCheckpoint(model, dir), records, _spec.SaveTotalLimit);
                     if (ctx.IsMain) _observer?.OnCheckpoint(done, path);
@@ -139,7 +139,7 @@ public sealed class RankRun
                 }
                 if (done % 8 == 0) NativeMemory.Trim();
             }
-            using (trainer.States.WholeWeights())                              // every rank takes part; the main rank saves
+            using (trainer.States.WholeWeightsOnMain())                        // every rank takes part; the main rank saves
             if (ctx.IsMain && !paused)
             {
                 firstGradient = trainer.CapturedGradient;

@@ -171,6 +171,64 @@ public sealed class ShardedParameters : IParameterGather, IDisposable
         return new WholeScope(this);
     }
 
+    /// <summary>
+    /// Every unit gathered on <paramref name="root"/> only, until disposed (a collective): for saving, where only the
+    /// main rank writes the consolidated model. The other ranks send it their partition one unit at a time and hold
+    /// nothing more than before — gathering the whole model on every rank (<see cref="Whole"/>) cost each rank a
+    /// full copy of the weights at every save. Nothing is read back: saving changes no weight.
+    /// </summary>
+    public IDisposable WholeOn(int root)
+    {
+        using var _ = no_grad();
+        foreach (var unit in _model.Units)
+        {
+            var u = _units[unit];
+            if (u.Gathered is not null) throw new InvalidOperationException($"zero_stage 3: {unit.GetName()} is gathered already");
+            using var scope = NewDisposeScope();
+            Tensor? window = null;
+            ModelStates.Timed(ref _communication, () => window = GatherUnitOn(u, root));
+            if (window is null) continue;
+            foreach (var i in u.Indices)
+                _params[i].set_(window.narrow(0, Flat.StartOf(i) - u.From, Flat.Sizes[i]).view(_shapes[i]));
+            u.Gathered = window.DetachFromDisposeScope();
+        }
+        return new ReleaseScope(this);
+    }
+
+    /// <summary>(u.To − u.From) on <paramref name="root"/>, from each rank's overlap with the unit in rank order; null elsewhere.</summary>
+    private Tensor? GatherUnitOn(Unit u, int root)
+    {
+        const int tag = 7301;                                  // no other traffic runs during a save
+        (long From, long Length) Overlap(int rank)
+        {
+            var (start, end) = Flat.RangeOf(rank);
+            long a = Math.Max(u.From, start), b = Math.Min(u.To, end);
+            return (a, Math.Max(0, b - a));
+        }
+        if (_world.Rank != root)
+        {
+            var (from, length) = Overlap(_world.Rank);
+            if (length > 0) _world.Send(Shard.narrow(0, from - Flat.Start, length), root, tag);
+            return null;
+        }
+        var pieces = new List<Tensor>();
+        for (int r = 0; r < _world.WorldSize; r++)
+        {
+            var (from, length) = Overlap(r);
+            if (length == 0) continue;
+            pieces.Add(r == root ? Shard.narrow(0, from - Flat.Start, length) : _world.Recv(r, tag));
+        }
+        return cat(pieces.ToArray());
+    }
+
+    private sealed class ReleaseScope(ShardedParameters owner) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var unit in owner._model.Units) owner.Release(unit);
+        }
+    }
+
     private sealed class WholeScope(ShardedParameters owner) : IDisposable
     {
         public void Dispose()

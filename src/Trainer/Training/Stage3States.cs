@@ -82,6 +82,9 @@ public sealed class Stage3States : IModelStates
     /// <summary>The policy's whole weights in its parameters (a collective; the reference is never saved or loaded).</summary>
     public IDisposable WholeWeights() => _policy.Whole();
 
+    /// <summary>The policy's whole weights on world rank 0 only (saving).</summary>
+    public IDisposable WholeWeightsOnMain() => _policy.WholeOn(0);
+
     public void Dispose()
     {
         Optimizer.Dispose();
