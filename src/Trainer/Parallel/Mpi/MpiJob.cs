@@ -21,10 +21,12 @@ public sealed partial class MpiJob : IDisposable
     private readonly Task[] _pumps;
     private readonly Dictionary<int, int> _announced = [];           // pid → rank, from AnnounceRankOnStdout
     private readonly IReadOnlyList<MpiHost>? _hosts;
+    private readonly HydraProxies? _proxies;
 
     private MpiJob(Process process, string reportDir, IReadOnlyList<MpiHost>? hosts)
     {
         (_process, _reportDir, _hosts) = (process, reportDir, hosts);
+        if (hosts is { Count: > 1 }) _proxies = new HydraProxies(process.Id, hosts);
         _pumps = [Task.Run(() => Pump(process.StandardOutput)), Task.Run(() => Pump(process.StandardError))];
         AppDomain.CurrentDomain.ProcessExit += KillOnExit;
         foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM })
@@ -101,6 +103,7 @@ public sealed partial class MpiJob : IDisposable
     /// <summary>Waits up to <paramref name="milliseconds"/>; true once the job has ended.</summary>
     public bool WaitForExit(int milliseconds)
     {
+        _proxies?.Look();
         if (!_process.WaitForExit(milliseconds)) return false;
         Task.WaitAll(_pumps);
         return true;
@@ -119,6 +122,14 @@ public sealed partial class MpiJob : IDisposable
     {
         if (RankFailureReport.ReadFirst(_reportDir) is { } r) return new RankFailedException(r.Rank, new RankProcessException(r.Type, r.Message));
         var output = OutputTail;
+        if (_hosts is { Count: > 1 } hosts && HydraProxies.ConnectionClosed(output))
+        {
+            var lost = _proxies?.Lost;
+            int first = lost is null ? 0 : hosts.TakeWhile(h => h != lost).Sum(h => h.Slots);
+            return new RankFailedException(first, new RankProcessException("HostLost", lost is null
+                ? $"a host was lost (the connection of its Hydra proxy to mpiexec closed); the world ran on {MpiHosts.HydraList(hosts)}"
+                : $"host {lost.Name} (ranks {first}–{first + lost.Slots - 1}) was lost: its Hydra proxy ended while the world ran, and mpiexec ended every rank"));
+        }
         // A rank on another host has no report folder: its report is its stderr line, forwarded by Hydra.
         if (output.Select(l => ReportLine().Match(l)).FirstOrDefault(m => m.Success) is { } reported)
             return new RankFailedException(int.Parse(reported.Groups[1].Value), new RankProcessException(reported.Groups[2].Value, reported.Groups[3].Value.Trim()));
@@ -134,7 +145,7 @@ public sealed partial class MpiJob : IDisposable
         {
             var prefix = $"[{failed}] ";
             var own = output.Where(l => l.StartsWith(prefix, StringComparison.Ordinal))
-                .Select(l => TrailingPrefix().Replace(l[prefix.Length..], "").Trim()).Where(l => l.Length > 0 && !l.StartsWith("at ", StringComparison.Ordinal)).TakeLast(2).ToList();
+                .Select(l => TrailingPrefix().Replace(l[prefix.Length..], "").Trim()).Where(l => l.Length > 0 && !l.StartsWith("at ", StringComparison.Ordinal) && !Announcement().IsMatch(l)).TakeLast(2).ToList();
             var how = crash is null && code.Success ? $"exit status {code.Groups[1].Value}{SignalName(int.Parse(code.Groups[1].Value))}" : "a crash";
             var where = _hosts is { Count: > 1 } ? $" on host {MpiHosts.HostOf(_hosts, failed).Name}" : "";
             return new RankFailedException(failed, new RankProcessException("ProcessExited",
