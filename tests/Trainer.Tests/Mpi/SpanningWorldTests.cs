@@ -18,12 +18,29 @@ public sealed class SpanningWorldTests
         "--logging_steps", "1", "--seed", "7", "--learning_rate", "1e-3",
     ];
 
-    private static Process StartAcross(NamespaceHosts hosts, string outputDir, int maxSteps)
+    private static Process StartAcross(NamespaceHosts hosts, string outputDir, int maxSteps, string? mpiHosts = null)
     {
         File.Copy(RepoPaths.Data("identity.json"), Path.Combine(hosts.Dir(0), "identity.json"));
         var env = hosts.LaunchEnvironment(launchingHost: 0);
         env["OMP_NUM_THREADS"] = "1";                                   // as TrainerProcess: the single-host run beside it has the same
-        return hosts.Start(0, env, "dotnet", [TrainerProcess.Dll, .. TrainArgs(outputDir, maxSteps), "--mpi_hosts", hosts.MpiHosts(slots: 2)]);
+        return hosts.Start(0, env, "dotnet", [TrainerProcess.Dll, .. TrainArgs(outputDir, maxSteps), "--mpi_hosts", mpiHosts ?? hosts.MpiHosts(slots: 2)]);
+    }
+
+    [NamespaceHostsFact]
+    [Trait("Category", "Slow")]
+    public void FirstHost_NotTheLaunchingOne_FailsSayingSo()
+    {
+        using var hosts = new NamespaceHosts(2);
+        var output = Path.Combine(hosts.Dir(0), "out");
+        using var trainer = StartAcross(hosts, output, maxSteps: 2, mpiHosts: $"{hosts.Name(1)}:2,{hosts.Name(0)}:2");
+        var stderr = trainer.StandardError.ReadToEndAsync();
+        _ = trainer.StandardOutput.ReadToEndAsync();
+        Assert.True(trainer.WaitForExit(TimeSpan.FromMinutes(2)), "the launch did not end");
+
+        Assert.NotEqual(0, trainer.ExitCode);
+        Assert.Contains("rank 0 failed: InvalidOperationException: rank 0 runs on a host without", stderr.Result);
+        Assert.Contains("the first host in mpi_hosts must be the one that launches the run", stderr.Result);
+        Assert.False(File.Exists(Path.Combine(output, "trainer_log.jsonl")));
     }
 
     [NamespaceHostsFact]
