@@ -27,7 +27,7 @@ try
         "bench" => BenchCommand.Run(args[1..]),
         "estimate" => EstimateCommand.Run(args[1..]),
         "host" => LongSeqService.Trainer.Host.HostCommand.RunAsync(args[1..]).GetAwaiter().GetResult(),
-        "rank-worker" => RankWorker.Run(args[1]),                     // hidden: one rank of a run launched as processes
+        "rank-worker" => RankWorker.Run(args[1..]),                   // hidden: one rank of a run launched as processes
         "mpi-check" => MpiCheckCommand.Run(args[1..]),             // hidden: collectives over MPI, for tests and cluster checks
         null or "-h" or "--help" or "help" => Help(),
         var other => throw new CliException($"unknown command '{other}'\n{usage}"),

@@ -11,5 +11,16 @@ public sealed record PendingJob(Guid JobId, int SequenceParallelSize, int DataPa
     public int WorldSize => SequenceParallelSize * DataParallelSize;
 }
 
-/// <summary>A decision: these slots of this host for this job. Bound all-or-nothing.</summary>
-public sealed record Binding(Guid JobId, int HostId, IReadOnlyList<int> SlotIndexes);
+/// <summary>A decision: these slots of this host for this job. Bound all-or-nothing. A job that spans hosts
+/// (<see cref="PlacementSteps.Span"/>) has further hosts in <see cref="More"/>: its world's ranks fill
+/// <see cref="HostId"/>'s slots first (rank 0 there: that host launches mpiexec), then each further host's in turn.</summary>
+public sealed record Binding(Guid JobId, int HostId, IReadOnlyList<int> SlotIndexes)
+{
+    public IReadOnlyList<HostPart> More { get; init; } = [];
+
+    /// <summary>Every host's part, in rank order.</summary>
+    public IEnumerable<HostPart> Parts => [new HostPart(HostId, SlotIndexes), .. More];
+}
+
+/// <summary>One host's slots in a binding.</summary>
+public sealed record HostPart(int HostId, IReadOnlyList<int> SlotIndexes);

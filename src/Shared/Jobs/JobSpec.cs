@@ -70,6 +70,8 @@ public sealed record JobSpec
     public int ZeroStage { get; init; }
     [JsonPropertyName("launch"), SpecKey("parallel", "Ranks as threads of one process, or one process per rank (MPI).")]
     public Launch Launch { get; init; } = Launch.Threads;
+    [JsonPropertyName("mpi_hosts"), SpecKey("parallel", "launch: processes across hosts: HOST:SLOTS,… in rank order (Hydra's -hosts; ranks fill each host in turn, so SP groups stay on as few hosts as possible). The first host launches mpiexec and holds output_dir; the slots add up to the world size.", DefaultText = "this host only", MaxLength = 4096, ServiceOwned = true)]
+    public string? MpiHosts { get; init; }
     [JsonPropertyName("device"), SpecKey("parallel", "Compute device.")]
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
     // train

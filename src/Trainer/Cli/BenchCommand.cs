@@ -13,13 +13,14 @@ namespace LongSeqService.Trainer.Cli;
 /// the time each rank spent in attention (forward + backward, to show the balance) and memory — with
 /// <c>--launch processes</c> each rank's own (<c>rank_baseline_bytes</c>, <c>rank_peak_bytes</c>).
 /// <c>--find-max-len</c> searches the longest trainable sequence per SP size under a per-rank memory
-/// limit instead (<see cref="MaxLengthSearch"/>).
+/// limit instead (<see cref="MaxLengthSearch"/>). <c>--mpi_hosts A:2,B:2</c> (with <c>--launch processes</c>)
+/// measures a world across hosts.
 /// </summary>
 public static class BenchCommand
 {
     private static readonly string[] Known =
         ["model", "seq_len", "sp", "mode", "dtype", "steps", "warmup", "threads_per_rank", "gradient_checkpointing", "ulysses_degree", "json",
-         "launch", "find_max_len", "rank_memory_limit", "min_len", "max_len", "loss_chunk_tokens", "mlp_tile_tokens", "dp", "zero_stage"];
+         "launch", "find_max_len", "rank_memory_limit", "min_len", "max_len", "loss_chunk_tokens", "mlp_tile_tokens", "dp", "zero_stage", "mpi_hosts"];
 
     /// <summary>The working-set knobs a job takes from their rules, overridable here to measure their effect.</summary>
     internal static RunOptions Knobs(CliArgs cli) =>
@@ -52,7 +53,7 @@ public static class BenchCommand
                     SequenceParallelMode = SequenceParallelPlan.ParseMode(cli.Get("mode") ?? "zigzag-ring"), UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u) : null,
                     CutoffLen = t, LearningRate = 1e-4, LrSchedulerType = LrSchedulerType.Constant, Bf16 = dtype == ScalarType.BFloat16,
                     GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1, Launch = CheckRuns.ParseLaunch(cli.Get("launch")),
-                    DataParallelSize = cli.Int("dp", 1), ZeroStage = cli.Int("zero_stage", 0),
+                    DataParallelSize = cli.Int("dp", 1), ZeroStage = cli.Int("zero_stage", 0), MpiHosts = cli.Get("mpi_hosts"),
                 };
                 CheckRuns.Validate(spec, shape);
                 var r = Measure(spec, shape, dtype, t, steps, warmup, threads, knobs);

@@ -22,10 +22,15 @@ public static class RankProcessLauncher
         try
         {
             // The output directory was checked once, here; the ranks must not refuse it again once the main rank writes to it.
-            var request = new RankWorkerRequest(recipe with { Spec = recipe.Spec with { OverwriteOutputDir = true } }, options, Environment.ProcessId, dir);
+            // The base folder absolute: with mpi_hosts the ranks do not start in this process's working folder.
+            var request = new RankWorkerRequest(recipe with { Spec = recipe.Spec with { OverwriteOutputDir = true }, BaseDir = recipe.BaseDir is { } b ? Path.GetFullPath(b) : null },
+                options, Environment.ProcessId, dir, MpiJob.BootId());
             var requestPath = Path.Combine(dir, "request.json");
             File.WriteAllText(requestPath, JsonSerializer.Serialize(request, RankProcesses.Json));
-            using var job = MpiJob.Start(prep.Spec.WorldSize, ["rank-worker", requestPath], dir);
+            // mpi_hosts: ranks on other hosts get the run from rank 0 over MPI (WorldShare), not from this folder.
+            var hosts = prep.Spec.MpiHosts is { } list ? MpiHosts.Parse(list, out _) : null;
+            string[] args = hosts is null ? ["rank-worker", requestPath] : ["rank-worker", requestPath, RankWorker.SharedOption];
+            using var job = MpiJob.Start(prep.Spec.WorldSize, args, dir, hosts: hosts);
             using var events = new EventTail(Path.Combine(dir, RankProcesses.EventsFile));
             while (!job.WaitForExit(50)) events.Drain(observer);
             events.Drain(observer);

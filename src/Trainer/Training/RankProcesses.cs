@@ -6,7 +6,8 @@ using LongSeqService.Trainer.Parallel;
 namespace LongSeqService.Trainer.Training;
 
 /// <summary>What the launcher hands every rank process, as a file named on its command line.</summary>
-public sealed record RankWorkerRequest(RunRecipe Recipe, RunOptions Options, int LauncherPid, string ResultDir);
+/// <param name="LauncherBootId">The launcher's machine (<see cref="Parallel.Mpi.MpiJob.BootId"/>): ranks on other machines do not watch its pid.</param>
+public sealed record RankWorkerRequest(RunRecipe Recipe, RunOptions Options, int LauncherPid, string ResultDir, string? LauncherBootId = null);
 
 /// <summary>
 /// The wire between rank processes and their launcher, all files in the run's folder: the request,

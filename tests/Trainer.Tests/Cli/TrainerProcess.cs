@@ -11,7 +11,7 @@ internal static class TrainerProcess
         public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
     }
 
-    private static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "trainer.dll");
+    internal static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "trainer.dll");
 
     /// <summary>Starts the trainer without waiting for it (output redirected), with extra environment variables.</summary>
     public static Process Start(string workingDir, IReadOnlyDictionary<string, string>? environment, params string[] args)

@@ -19,3 +19,12 @@ public sealed class MpiTheoryAttribute : TheoryAttribute
         if (!MpiJob.IsAvailable) Skip = MpiJob.InstallHint;
     }
 }
+
+/// <summary>A test that makes hosts of network namespaces (<see cref="NamespaceHosts"/>): skipped, saying why, without root, iproute2 or MPICH.</summary>
+public sealed class NamespaceHostsFactAttribute : FactAttribute
+{
+    public NamespaceHostsFactAttribute()
+    {
+        if (NamespaceHosts.Unavailable is { } why) Skip = why;
+    }
+}

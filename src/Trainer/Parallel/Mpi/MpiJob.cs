@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using LongSeqService.Shared.Jobs;
 
 namespace LongSeqService.Trainer.Parallel.Mpi;
 
@@ -18,10 +19,14 @@ public sealed partial class MpiJob : IDisposable
     private readonly List<string> _output = [];
     private readonly List<PosixSignalRegistration> _signals = [];
     private readonly Task[] _pumps;
+    private readonly Dictionary<int, int> _announced = [];           // pid → rank, from AnnounceRankOnStdout
+    private readonly IReadOnlyList<MpiHost>? _hosts;
+    private readonly HydraProxies? _proxies;
 
-    private MpiJob(Process process, string reportDir)
+    private MpiJob(Process process, string reportDir, IReadOnlyList<MpiHost>? hosts)
     {
-        (_process, _reportDir) = (process, reportDir);
+        (_process, _reportDir, _hosts) = (process, reportDir, hosts);
+        if (hosts is { Count: > 1 }) _proxies = new HydraProxies(process.Id, hosts);
         _pumps = [Task.Run(() => Pump(process.StandardOutput)), Task.Run(() => Pump(process.StandardError))];
         AppDomain.CurrentDomain.ProcessExit += KillOnExit;
         foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM })
@@ -38,8 +43,13 @@ public sealed partial class MpiJob : IDisposable
     /// <summary>Whether jobs can start here: mpiexec and MPICH's library are installed.</summary>
     public static bool IsAvailable => FindMpiexec() is not null && MpiRuntime.IsAvailable();
 
-    /// <summary>Starts <paramref name="ranks"/> processes of this trainer running <paramref name="trainerArgs"/>.</summary>
-    public static MpiJob Start(int ranks, IEnumerable<string> trainerArgs, string reportDir, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>
+    /// Starts <paramref name="ranks"/> processes of this trainer running <paramref name="trainerArgs"/>: on this
+    /// host, or on <paramref name="hosts"/> in order (<see cref="HostArguments"/>). The trainer (the dotnet host
+    /// and trainer.dll) must be at the same paths on every host.
+    /// </summary>
+    public static MpiJob Start(int ranks, IEnumerable<string> trainerArgs, string reportDir, IReadOnlyDictionary<string, string>? environment = null,
+        IReadOnlyList<MpiHost>? hosts = null)
     {
         var mpiexec = FindMpiexec() ?? throw new InvalidOperationException(InstallHint);
         var psi = new ProcessStartInfo(mpiexec)
@@ -47,7 +57,8 @@ public sealed partial class MpiJob : IDisposable
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
         };
         // -prepend-rank: output says which rank wrote it ("[1] …"), for people reading a failure.
-        foreach (var a in new[] { "-n", ranks.ToString(), "-prepend-rank", DotnetHost(), TrainerAssembly() }.Concat(trainerArgs)) psi.ArgumentList.Add(a);
+        var hostArgs = hosts is null ? [] : HostArguments(hosts, psi.Environment);
+        foreach (var a in hostArgs.Concat(["-n", ranks.ToString(), "-prepend-rank", DotnetHost(), TrainerAssembly()]).Concat(trainerArgs)) psi.ArgumentList.Add(a);
         // UCX (MPICH's transport) must leave SIGSEGV to .NET, which turns it into NullReferenceException.
         psi.Environment["UCX_HANDLE_ERRORS"] = "none";
         // glibc serves blocks under its (growing, up to 32 MB) mmap threshold from arenas that keep freed
@@ -58,12 +69,41 @@ public sealed partial class MpiJob : IDisposable
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {mpiexec}");
         process.StandardInput.Close();
-        return new MpiJob(process, reportDir);
+        return new MpiJob(process, reportDir, hosts);
+    }
+
+    /// <summary>The command that starts Hydra's proxy on another host (<c>-launcher-exec</c>; ssh when unset).</summary>
+    public const string LauncherExecVariable = "LONGSEQ_MPI_LAUNCHER_EXEC";
+
+    /// <summary>The network interface the hosts reach each other on (Hydra's <c>-iface</c>, UCX's <c>UCX_NET_DEVICES</c>).</summary>
+    public const string InterfaceVariable = "LONGSEQ_MPI_IFACE";
+
+    /// <summary>
+    /// mpiexec's options for a world on several hosts: <c>-hosts A:2,B:2</c> (ranks fill each host in turn),
+    /// the ssh launcher (or the command in <see cref="LauncherExecVariable"/>: Hydra runs it as
+    /// <c>CMD -x HOST "hydra_pmi_proxy …"</c>), and with <see cref="InterfaceVariable"/> the interface for both
+    /// Hydra's control connections (<c>-iface</c>: the proxies connect back to mpiexec at that interface's
+    /// address, not at this host's name, which other hosts may not resolve) and UCX's data path
+    /// (<c>UCX_NET_DEVICES</c>, unless set). Hydra passes mpiexec's environment on to every rank. The ranks
+    /// start in the trainer's folder (<c>-wdir</c>), not in this process's working folder, which other hosts may lack.
+    /// </summary>
+    public static List<string> HostArguments(IReadOnlyList<MpiHost> hosts, IDictionary<string, string?> environment)
+    {
+        // -wdir: Hydra would enter mpiexec's working folder on every host; the trainer's folder exists on all of them.
+        var args = new List<string> { "-hosts", MpiHosts.HydraList(hosts), "-launcher", "ssh", "-wdir", Path.GetDirectoryName(TrainerAssembly())! };
+        if (Environment.GetEnvironmentVariable(LauncherExecVariable) is { Length: > 0 } exec) args.AddRange(["-launcher-exec", exec]);
+        if (Environment.GetEnvironmentVariable(InterfaceVariable) is { Length: > 0 } iface)
+        {
+            args.AddRange(["-iface", iface]);
+            if (!environment.ContainsKey("UCX_NET_DEVICES")) environment["UCX_NET_DEVICES"] = iface;
+        }
+        return args;
     }
 
     /// <summary>Waits up to <paramref name="milliseconds"/>; true once the job has ended.</summary>
     public bool WaitForExit(int milliseconds)
     {
+        _proxies?.Look();
         if (!_process.WaitForExit(milliseconds)) return false;
         Task.WaitAll(_pumps);
         return true;
@@ -82,6 +122,17 @@ public sealed partial class MpiJob : IDisposable
     {
         if (RankFailureReport.ReadFirst(_reportDir) is { } r) return new RankFailedException(r.Rank, new RankProcessException(r.Type, r.Message));
         var output = OutputTail;
+        if (_hosts is { Count: > 1 } hosts && HydraProxies.ConnectionClosed(output))
+        {
+            var lost = _proxies?.Lost;
+            int first = lost is null ? 0 : hosts.TakeWhile(h => h != lost).Sum(h => h.Slots);
+            return new RankFailedException(first, new RankProcessException("HostLost", lost is null
+                ? $"a host was lost (the connection of its Hydra proxy to mpiexec closed); the world ran on {MpiHosts.HydraList(hosts)}"
+                : $"host {lost.Name} (ranks {first}–{first + lost.Slots - 1}) was lost: its Hydra proxy ended while the world ran, and mpiexec ended every rank"));
+        }
+        // A rank on another host has no report folder: its report is its stderr line, forwarded by Hydra.
+        if (output.Select(l => ReportLine().Match(l)).FirstOrDefault(m => m.Success) is { } reported)
+            return new RankFailedException(int.Parse(reported.Groups[1].Value), new RankProcessException(reported.Groups[2].Value, reported.Groups[3].Value.Trim()));
         var all = string.Join("\n", output);
         var pid = BadTerminationPid().Match(all);
         var code = ExitCodeLine().Match(all);
@@ -94,10 +145,11 @@ public sealed partial class MpiJob : IDisposable
         {
             var prefix = $"[{failed}] ";
             var own = output.Where(l => l.StartsWith(prefix, StringComparison.Ordinal))
-                .Select(l => TrailingPrefix().Replace(l[prefix.Length..], "").Trim()).Where(l => l.Length > 0 && !l.StartsWith("at ", StringComparison.Ordinal)).TakeLast(2).ToList();
+                .Select(l => TrailingPrefix().Replace(l[prefix.Length..], "").Trim()).Where(l => l.Length > 0 && !l.StartsWith("at ", StringComparison.Ordinal) && !Announcement().IsMatch(l)).TakeLast(2).ToList();
             var how = crash is null && code.Success ? $"exit status {code.Groups[1].Value}{SignalName(int.Parse(code.Groups[1].Value))}" : "a crash";
+            var where = _hosts is { Count: > 1 } ? $" on host {MpiHosts.HostOf(_hosts, failed).Name}" : "";
             return new RankFailedException(failed, new RankProcessException("ProcessExited",
-                $"its process ended with {how}" + (own.Count > 0 ? ": " + string.Join(" | ", own) : "")));
+                $"its process{where} ended with {how}" + (own.Count > 0 ? ": " + string.Join(" | ", own) : "")));
         }
         return new InvalidOperationException($"mpiexec exited with code {_process.ExitCode}: " +
             string.Join(" | ", output.Where(l => l.Trim('=', ' ').Length > 0).TakeLast(5)));
@@ -119,6 +171,20 @@ public sealed partial class MpiJob : IDisposable
     }
 
     /// <summary>
+    /// Run in each rank of a world on several hosts, where the launcher cannot read <c>rank-R.pid</c>: the same
+    /// fact as a line of output, which Hydra forwards (<see cref="Failure"/> names a rank that died without a word from it).
+    /// </summary>
+    public static void AnnounceRankOnStdout(int rank) => Console.Out.WriteLine($"longseq-rank {rank} pid {Environment.ProcessId}");
+
+    /// <summary>This machine's boot id: a launcher's pid names a process only on the machine with the launcher's boot id.</summary>
+    public static string? BootId()
+    {
+        try { return File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim(); }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>
     /// Run in each rank: end this process if the launcher (<paramref name="launcherPid"/>) is gone — killed
     /// with SIGKILL it could not kill us itself.
     /// </summary>
@@ -133,6 +199,8 @@ public sealed partial class MpiJob : IDisposable
 
     private int? RankOfPid(int pid)
     {
+        lock (_output)
+            if (_announced.TryGetValue(pid, out var announced)) return announced;
         foreach (var f in Directory.EnumerateFiles(_reportDir, "rank-*.pid"))
             if (int.TryParse(File.ReadAllText(f).Trim(), out var p) && p == pid)
                 return int.Parse(Path.GetFileNameWithoutExtension(f)["rank-".Length..]);
@@ -180,6 +248,7 @@ public sealed partial class MpiJob : IDisposable
         while (reader.ReadLine() is { } line)
             lock (_output)
             {
+                if (Announcement().Match(line) is { Success: true } a) _announced[int.Parse(a.Groups[2].Value)] = int.Parse(a.Groups[1].Value);
                 _output.Add(line);
                 if (_output.Count > 400) _output.RemoveRange(0, 200);
             }
@@ -204,6 +273,13 @@ public sealed partial class MpiJob : IDisposable
     /// <summary>Hydra prefixes each chunk it forwards, so a "[r] " can land at the end of a line.</summary>
     [GeneratedRegex(@"\[\d+\]\s*$")]
     private static partial Regex TrailingPrefix();
+
+    [GeneratedRegex(@"longseq-rank (\d+) pid (\d+)")]
+    private static partial Regex Announcement();
+
+    /// <summary><see cref="RankFailureReport"/>'s stderr line: "rank R failed: Type: message".</summary>
+    [GeneratedRegex(@"rank (\d+) failed: (\w+): (.*)$")]
+    private static partial Regex ReportLine();
 
     [GeneratedRegex(@"EXIT CODE: (\d+)")]
     private static partial Regex ExitCodeLine();

@@ -30,12 +30,18 @@ public static unsafe partial class MpiRuntime
         return new MpiCollectives(MpiNative.CommWorld, worldRank: -1);
     }
 
-    /// <summary>Completes what is still in flight (buffered sends) and shuts MPI down.</summary>
-    public static void Shutdown()
+    /// <summary>
+    /// Completes what is still in flight (buffered sends) and shuts MPI down. <paramref name="finalize"/> false
+    /// leaves out MPI_Finalize, for a world whose ranks have just passed a barrier with nothing left to say:
+    /// over UCX's tcp transport (ranks on several hosts) MPI_Finalize can hang for good while it flushes the
+    /// endpoints of peers that already wait in Hydra's exit fence (measured here with MPICH 4.0.2; openucx/ucx#8738).
+    /// Hydra takes an exit status of 0 as a clean end.
+    /// </summary>
+    public static void Shutdown(bool finalize = true)
     {
         lock (Communicators)
             foreach (var c in Communicators) c.CompleteSends();
-        MpiNative.Check(MpiNative.Finalize(), "MPI_Finalize");
+        if (finalize) MpiNative.Check(MpiNative.Finalize(), "MPI_Finalize");
     }
 
     internal static void Register(MpiCollectives c)

@@ -1,0 +1,61 @@
+using System.Text.Json;
+using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Parallel;
+using static TorchSharp.torch;
+
+namespace LongSeqService.Trainer.Training;
+
+/// <summary>What rank 0 tells every rank of a world on several hosts: the request and the prepared run (spec as
+/// resolved, dtype, tokenized data), so that no rank reads a file only the launching host has.</summary>
+public sealed record SharedRun(RankWorkerRequest Request, JobSpec Spec, ScalarType DType, TrainingData Train, TrainingData Val, int PadId);
+
+/// <summary>
+/// <c>mpi_hosts</c>: ranks on other hosts have neither the request file, nor the dataset, nor the tokenizer.
+/// Rank 0 (on the launching host) reads the request and prepares the run once, as on one host, and sends the
+/// result to every rank over MPI (one broadcast of its JSON); the others build the same <see cref="PreparedRun"/>
+/// from it. The model itself is built on every rank as on one host: a builtin or shape needs no file, a model
+/// directory must be at the same path on every host.
+/// </summary>
+public static class WorldShare
+{
+    /// <summary>Run by every rank; <paramref name="requestPath"/> is read on rank 0 only.</summary>
+    public static (RankWorkerRequest Request, PreparedRun Prep) Receive(ICollectives world, string requestPath)
+    {
+        byte[]? payload = null;
+        PreparedRun? mine = null;
+        if (world.Rank == 0)
+        {
+            if (!File.Exists(requestPath))
+                throw new InvalidOperationException($"rank 0 runs on a host without {requestPath}: the first host in mpi_hosts must be the one that launches the run");
+            var request = JsonSerializer.Deserialize<RankWorkerRequest>(File.ReadAllText(requestPath), RankProcesses.Json)
+                ?? throw new InvalidDataException($"{requestPath}: empty request");
+            mine = request.Recipe.Prepare();
+            var spec = mine.Spec;
+            if (mine.OutputDir != null && Checkpoints.Resolve(spec.ResumeFromCheckpoint, mine.OutputDir) is { } checkpoint
+                && MpiHosts.Parse(spec.MpiHosts ?? "", out _).Count > 1)
+                throw new NotSupportedException($"resume_from_checkpoint: resuming a world on several hosts ({checkpoint}) is not supported yet: every rank reads the checkpoint, which only the first host has");
+            if (mine.OutputDir != null && spec.ResumeFromCheckpoint == "latest") spec = spec with { ResumeFromCheckpoint = null };   // none yet: the same on every host
+            mine = mine with { Spec = spec };
+            payload = JsonSerializer.SerializeToUtf8Bytes(new SharedRun(request, spec, mine.Models.DType, mine.Train, mine.Val, mine.PadId), RankProcesses.Json);
+        }
+        var bytes = Broadcast(world, payload);
+        var shared = JsonSerializer.Deserialize<SharedRun>(bytes, RankProcesses.Json)!;
+        if (mine != null) return (shared.Request, mine);
+        var shape = ModelShape.TryResolve(shared.Spec.ModelNameOrPath!, out var error)
+            ?? throw new InvalidOperationException($"model_name_or_path: {error} (on this host: a model directory must be at the same path on every host of mpi_hosts)");
+        // No tokenizer here: only the main rank saves, and it copies the tokenizer files on the launching host.
+        return (shared.Request, new PreparedRun(shared.Spec, shape, new ModelFactory(shared.Spec, shared.DType, tokenizerDir: null), shared.Spec.OutputDir,
+            shared.Train, shared.Val, shared.PadId, []) { Recipe = shared.Request.Recipe });
+    }
+
+    /// <summary>Rank 0's bytes on every rank: their length, then the bytes.</summary>
+    private static byte[] Broadcast(ICollectives world, byte[]? payload)
+    {
+        using var scope = NewDisposeScope();
+        var length = tensor(new[] { payload?.LongLength ?? 0 }, ScalarType.Int64);                // (1,)
+        world.Broadcast(length, 0);
+        var data = world.Rank == 0 ? tensor(payload!, ScalarType.Byte) : zeros(length.item<long>(), ScalarType.Byte);   // (bytes,)
+        world.Broadcast(data, 0);
+        return data.data<byte>().ToArray();
+    }
+}

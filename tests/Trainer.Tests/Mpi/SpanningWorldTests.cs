@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using LongSeqService.Trainer.Tests.Cli;
+
+namespace LongSeqService.Trainer.Tests.Mpi;
+
+/// <summary>
+/// <c>mpi_hosts</c>: one run's MPI world on two hosts made of network namespaces (<see cref="NamespaceHosts"/>),
+/// two ranks each, started from the first, the second seeing none of the first's files (dataset, request,
+/// output_dir), ranks talking over the veth (UCX tcp).
+/// </summary>
+public sealed class SpanningWorldTests
+{
+    private static string[] TrainArgs(string outputDir, int maxSteps) =>
+    [
+        "train", "--model_name_or_path", "builtin:tiny-llama", "--dataset", "identity.json", "--template", "llama3", "--output_dir", outputDir,
+        "--sequence_parallel_size", "4", "--launch", "processes", "--max_steps", maxSteps.ToString(), "--cutoff_len", "64",
+        "--logging_steps", "1", "--seed", "7", "--learning_rate", "1e-3",
+    ];
+
+    private static Process StartAcross(NamespaceHosts hosts, string outputDir, int maxSteps, string? mpiHosts = null)
+    {
+        File.Copy(RepoPaths.Data("identity.json"), Path.Combine(hosts.Dir(0), "identity.json"));
+        var env = hosts.LaunchEnvironment(launchingHost: 0);
+        env["OMP_NUM_THREADS"] = "1";                                   // as TrainerProcess: the single-host run beside it has the same
+        return hosts.Start(0, env, "dotnet", [TrainerProcess.Dll, .. TrainArgs(outputDir, maxSteps), "--mpi_hosts", mpiHosts ?? hosts.MpiHosts(slots: 2)]);
+    }
+
+    [NamespaceHostsFact]
+    [Trait("Category", "Slow")]
+    public void FirstHost_NotTheLaunchingOne_FailsSayingSo()
+    {
+        using var hosts = new NamespaceHosts(2);
+        var output = Path.Combine(hosts.Dir(0), "out");
+        using var trainer = StartAcross(hosts, output, maxSteps: 2, mpiHosts: $"{hosts.Name(1)}:2,{hosts.Name(0)}:2");
+        var stderr = trainer.StandardError.ReadToEndAsync();
+        _ = trainer.StandardOutput.ReadToEndAsync();
+        Assert.True(trainer.WaitForExit(TimeSpan.FromMinutes(2)), "the launch did not end");
+
+        Assert.NotEqual(0, trainer.ExitCode);
+        Assert.Contains("rank 0 failed: InvalidOperationException: rank 0 runs on a host without", stderr.Result);
+        Assert.Contains("the first host in mpi_hosts must be the one that launches the run", stderr.Result);
+        Assert.False(File.Exists(Path.Combine(output, "trainer_log.jsonl")));
+    }
+
+    [NamespaceHostsFact]
+    [Trait("Category", "Slow")]
+    public void SequenceParallel_AcrossTwoNamespaceHosts_MatchesOneHostBitForBit()
+    {
+        using var hosts = new NamespaceHosts(2);
+        var across = Path.Combine(hosts.Dir(0), "out");
+        long received = hosts.ReceivedBytes(1);
+
+        using var trainer = StartAcross(hosts, across, maxSteps: 3);
+        var stderr = trainer.StandardError.ReadToEndAsync();
+        _ = trainer.StandardOutput.ReadToEndAsync();
+        Assert.True(trainer.WaitForExit(TimeSpan.FromMinutes(3)), "the run across hosts did not finish in 3 minutes");
+        Assert.True(trainer.ExitCode == 0, stderr.Result);
+
+        var oneHost = Directory.CreateTempSubdirectory("span-one-host-").FullName;
+        try
+        {
+            File.Copy(RepoPaths.Data("identity.json"), Path.Combine(oneHost, "identity.json"));
+            var single = TrainerProcess.Run(oneHost, TimeSpan.FromMinutes(3), TrainArgs(Path.Combine(oneHost, "out"), maxSteps: 3));
+            Assert.True(single.ExitCode == 0, single.ToString());
+            // Same ranks, same per-rank arithmetic, collectives summed in rank order: the transport changes no bit.
+            Assert.Equal(Losses(Path.Combine(oneHost, "out")), Losses(across));
+            Assert.Equal(File.ReadAllBytes(Path.Combine(oneHost, "out", "model.safetensors")), File.ReadAllBytes(Path.Combine(across, "model.safetensors")));
+        }
+        finally { Directory.Delete(oneHost, recursive: true); }
+
+        Assert.Equal(3, Losses(across).Length);
+        // The second host saw none of the first's files, and the ranks' traffic went over its veth.
+        Assert.NotEqual(0, hosts.RunAsProxy(1, $"test -e {Path.Combine(hosts.Dir(0), "identity.json")}"));
+        Assert.Equal(0, hosts.RunAsProxy(0, $"test -e {Path.Combine(hosts.Dir(0), "identity.json")}"));
+        Assert.True(hosts.ReceivedBytes(1) - received > 1 << 20, $"host 1 received {hosts.ReceivedBytes(1) - received} bytes on its veth");
+    }
+
+    [NamespaceHostsFact]
+    [Trait("Category", "Slow")]
+    public async Task LostHost_KilledMidRun_EndsTheLaunchPromptlyNamingIt()
+    {
+        using var hosts = new NamespaceHosts(2);
+        var output = Path.Combine(hosts.Dir(0), "out");
+        var log = Path.Combine(output, "trainer_log.jsonl");
+        using var trainer = StartAcross(hosts, output, maxSteps: 2000);
+        var stderr = trainer.StandardError.ReadToEndAsync();
+        _ = trainer.StandardOutput.ReadToEndAsync();
+        for (var deadline = DateTime.UtcNow.AddMinutes(2); !(File.Exists(log) && File.ReadAllLines(log).Length >= 2); await Task.Delay(50))
+            Assert.True(DateTime.UtcNow < deadline && !trainer.HasExited, "the run never logged 2 steps: " + (trainer.HasExited ? await stderr : ""));
+
+        Assert.True(hosts.KillAll(1) >= 3, "host 1 should run Hydra's proxy and two ranks");
+        var watch = Stopwatch.StartNew();
+
+        Assert.True(trainer.WaitForExit(TimeSpan.FromSeconds(30)), "the launch did not end within 30 s of losing a host");
+        watch.Stop();
+        Assert.NotEqual(0, trainer.ExitCode);
+        var error = await stderr;
+        Assert.Contains($"host {hosts.Name(1)} (ranks 2–3) was lost", error);
+        Assert.Equal(0, hosts.ProcessCount(0));                         // mpiexec ended the ranks of the host that survived
+        Assert.False(File.Exists(Path.Combine(output, "model.safetensors")));
+        Console.WriteLine($"launch ended {watch.Elapsed.TotalSeconds:F2} s after host 1 was lost");
+    }
+
+    private static double[] Losses(string outputDir) =>
+        File.ReadAllLines(Path.Combine(outputDir, "trainer_log.jsonl")).Select(l => (double)JsonNode.Parse(l)!["loss"]!).ToArray();
+}
