@@ -41,7 +41,7 @@ public sealed class RunArtifactEndpointTests(ServiceFactory factory) : IClassFix
     private async Task<HttpClient> HostClient(string name) => factory.Client(await factory.HostKeyFor(name));
 
     /// <summary>A job placed on my host alone and started there as <paramref name="attempt"/>; the start answer.</summary>
-    private async Task<StartRunResponse> StartOnMineAsync(Guid? job = null, int attempt = 1)
+    private async Task<StartRunResponse> StartOnMineAsync(Guid? job = null, int attempt = 1, string model = "builtin:tiny-llama")
     {
         await using (var scope = factory.Scope())
         {
@@ -52,7 +52,7 @@ public sealed class RunArtifactEndpointTests(ServiceFactory factory) : IClassFix
         }
         if (job == null)
         {
-            var response = await _tenant.PostAsJsonAsync("/v1/jobs", new { model_name_or_path = "builtin:tiny-llama", dataset = _dataset.Id, max_steps = 10 });
+            var response = await _tenant.PostAsJsonAsync("/v1/jobs", new { model_name_or_path = model, dataset = _dataset.Id, max_steps = 10 });
             Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
             job = (await response.Content.ReadFromJsonAsync<JobDto>(WireJson.Options))!.Id;
         }
@@ -256,6 +256,51 @@ public sealed class RunArtifactEndpointTests(ServiceFactory factory) : IClassFix
             Assert.Equal(await File.ReadAllBytesAsync(f), await File.ReadAllBytesAsync(Path.Combine(laid.OutputDir, "checkpoint-2", Path.GetFileName(f))));
         Assert.Equal(await File.ReadAllBytesAsync(Data.File("identity.json")), await File.ReadAllBytesAsync(laid.DatasetPath));
         Assert.True(File.Exists(Path.Combine(state, "cache", "sha256", again.Inputs.Datasets[0].Sha256)));
+        Assert.Empty(Directory.GetFiles(Path.Combine(state, "cache", "partial")));
+    }
+
+    /// <summary>A tenant's earlier job as the model: its output folder's files, not its checkpoints, are the model's inputs; the
+    /// host lays them out as a local model folder and the spec names that folder.</summary>
+    [Fact]
+    public async Task Start_JobOutputAsModel_ListsItsFilesButNotItsCheckpoints_AndTheHostLaysThemOut()
+    {
+        var earlier = await FinishedJobs.SucceededAsync(factory, _tenant, _dataset, 3);
+        var run = await StartOnMineAsync(model: $"job:{earlier.Id}");
+        var model = run.Inputs!.Model!;
+
+        Assert.Equal(["config.json", "model.safetensors", "tokenizer.json"], model.Select(f => f.Path).Order());
+        Assert.Equal($"job:{earlier.Id}", run.Spec.ModelNameOrPath);       // the tenant's name, no server path
+        var state = Directory.CreateTempSubdirectory("remote-state-").FullName;
+        using var api = new HostApiClient(factory.Server.BaseAddress, await factory.HostKeyFor(_mine), factory.Server.CreateHandler());
+        var laid = await RemoteRunFiles.PrepareAsync(state, new ArtifactCache(state),
+            (sha, file, ct) => api.DownloadInputAsync(_myId, run.JobId, run.Attempt, sha, file, ct), run, CancellationToken.None);
+        foreach (var f in model)
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(FinishedJobs.Output(factory, earlier.Id), f.Path)), await File.ReadAllBytesAsync(Path.Combine(laid.Spec.ModelNameOrPath!, f.Path)));
+        Assert.StartsWith(state, laid.Spec.ModelNameOrPath);
+    }
+
+    /// <summary>A download cut short continues with a Range request; bytes that do not hash to the listed SHA-256 never enter the cache.</summary>
+    [Fact]
+    public async Task ArtifactCache_PartialDownload_ContinuesAndWrongBytesNeverEnterTheCache()
+    {
+        var run = await StartOnMineAsync();
+        var input = run.Inputs!.Datasets[0];
+        var bytes = await File.ReadAllBytesAsync(Data.File("identity.json"));
+        var state = Directory.CreateTempSubdirectory("remote-cache-").FullName;
+        Directory.CreateDirectory(Path.Combine(state, "cache", "partial"));
+        await File.WriteAllBytesAsync(Path.Combine(state, "cache", "partial", input.Sha256), bytes[..1000]);
+        using var api = new HostApiClient(factory.Server.BaseAddress, await factory.HostKeyFor(_mine), factory.Server.CreateHandler());
+        long askedFrom = -1;
+        var cache = new ArtifactCache(state);
+
+        var cached = await cache.GetAsync(input, (sha, file, ct) => { askedFrom = file.Length; return api.DownloadInputAsync(_myId, run.JobId, run.Attempt, sha, file, ct); }, CancellationToken.None);
+
+        Assert.Equal(1000, askedFrom);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(cached));
+        // A listing that lies about the hash: the downloaded bytes are discarded, nothing is cached under that name.
+        var lie = input with { Sha256 = new string('a', 64) };
+        await Assert.ThrowsAsync<InvalidDataException>(() => cache.GetAsync(lie, async (sha, file, ct) => { await file.WriteAsync(bytes, ct); return true; }, CancellationToken.None));
+        Assert.False(File.Exists(Path.Combine(cache.Dir, lie.Sha256)));
         Assert.Empty(Directory.GetFiles(Path.Combine(state, "cache", "partial")));
     }
 

@@ -92,7 +92,8 @@ public static class RunArtifactEndpoints
         if (await RefuseAsync(db, user, hostId, jobId, attempt, ct) is { } refused) return refused;
         var (runDir, output) = (JobPaths.RunDir(o.Value, jobId), JobPaths.OutputDir(o.Value, jobId));
         if (OutputUploads.Final(output, path) is not { } final || Directory.Exists(final)) return Problems.Invalid("path", "must name a file inside the job's output folder");
-        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = OutputUploads.MaxChunkBytes;
+        // Above the chunk limit (which AppendAsync enforces with its own answer, 413 naming the body), below Kestrel's 30 MB default.
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = OutputUploads.MaxChunkBytes + (2 << 20);
 
         var partial = OutputUploads.PartialPath(runDir, path, sha256, size);
         using var _ = await uploads.LockAsync(partial, ct);
