@@ -71,6 +71,13 @@ public sealed class NetworkNamespace : IDisposable
     /// <summary>The argv that runs <paramref name="command"/> inside the namespace.</summary>
     public string[] Command(params string[] command) => [Ip!, "netns", "exec", Name, .. command];
 
+    /// <summary>As <see cref="Command"/>, in a mount namespace of its own where each of <paramref name="hidden"/> is an empty
+    /// tmpfs: a "machine" that cannot see those folders of this one (the API's data directory) even by path.</summary>
+    public string[] Command(IReadOnlyList<string> hidden, params string[] command) =>
+        [Ip!, "netns", "exec", Name, "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+            "n=$1; shift; while [ \"$n\" -gt 0 ]; do mount -t tmpfs -o size=1m,mode=0555 lsq-hidden \"$1\" || exit 70; shift; n=$((n-1)); done; exec \"$@\"",
+            "sh", hidden.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), .. hidden, .. command];
+
     public void Dispose()
     {
         Run("netns", "delete", Name);

@@ -14,7 +14,7 @@ namespace LongSeqService.EndToEnd.Tests;
 /// <summary>
 /// Hosts with their own disks, as separate machines: each trainer host runs in its own network namespace
 /// (<see cref="NetworkNamespace"/>), reaches the API only over its veth link, has its own state folder and working
-/// folder and is never told the API's data directory (artifacts: remote). A job trains on the first; once that host
+/// folder, is never told the API's data directory and cannot see it (an empty tmpfs over it in its mount namespace). A job trains on the first; once that host
 /// has uploaded a checkpoint it is killed, and the job is requeued onto a second namespace host, which downloads the
 /// uploaded checkpoint and resumes from it. The model the run uploaded downloads from the API and loads.
 /// </summary>
@@ -114,7 +114,8 @@ public sealed class RemoteHostTests
         var keyFile = Path.Combine(root, "host.key");
         await File.WriteAllTextAsync(keyFile, key);
         var name = $"ns-{label}-{Guid.NewGuid():N}"[..16];
-        var argv = ns.Command("dotnet", Path.Combine(SystemUnderTest.Bin("Trainer"), "trainer.dll"), "host", "--api", $"http://{ns.RootAddress}:{system.Port}",
+        // The API's data directory is an empty, read-only folder in the host's mount namespace: it cannot read or write it.
+        var argv = ns.Command([system.DataDir], "dotnet", Path.Combine(SystemUnderTest.Bin("Trainer"), "trainer.dll"), "host", "--api", $"http://{ns.RootAddress}:{system.Port}",
             "--token-file", keyFile, "--slots", "2", "--name", name, "--state-dir", Path.Combine(root, "state"), "--artifacts", "remote");
         return new NamespaceHost(name, root, system.StartHostProcess($"host-{label}", argv, [], root, sharedDataDir: false));
     }
