@@ -79,7 +79,7 @@ public sealed class HostApiClient : IDisposable
     private static string OutputUrl(int hostId, Guid jobId, string path, int attempt, string sha256, long size) =>
         $"/v1/hosts/{hostId}/runs/{jobId}/outputs/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}?attempt={attempt}&sha256={sha256}&size={size}";
 
-    /// <summary>How much of an output file the API holds. Throws <see cref="StaleAttemptException"/> on 409.</summary>
+    /// <summary>How much of an output file the API holds. Throws <see cref="StaleAttemptException"/> on 409, <see cref="InvalidDataException"/> on 4xx refusals of the request itself.</summary>
     public async Task<UploadStatusDto> UploadStatusAsync(int hostId, Guid jobId, int attempt, string path, string sha256, long size, CancellationToken ct)
     {
         using var response = await _http.GetAsync(OutputUrl(hostId, jobId, path, attempt, sha256, size), ct);
@@ -99,6 +99,9 @@ public sealed class HostApiClient : IDisposable
     {
         if (response.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.Forbidden or HttpStatusCode.NotFound)
             throw new StaleAttemptException(await response.Content.ReadAsStringAsync(ct));
+        // Refused as sent (a path the API does not take, bytes that do not match their hash): no retry changes that.
+        if (response.StatusCode is HttpStatusCode.UnprocessableEntity or HttpStatusCode.RequestEntityTooLarge or HttpStatusCode.BadRequest)
+            throw new InvalidDataException($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}");
         await EnsureAsync(response, ct);
         return (await response.Content.ReadFromJsonAsync<UploadStatusDto>(WireJson.Options, ct))!;
     }

@@ -15,17 +15,24 @@ public sealed class OutputUploader(HostApiClient api, int hostId, Guid jobId, in
     /// <summary>The checkpoints uploaded so far by this uploader, by folder name.</summary>
     public IReadOnlyCollection<string> Uploaded => _uploaded;
 
-    /// <summary>Uploads checkpoints every <paramref name="interval"/> until cancelled; transient failures are retried on the next tick.</summary>
-    public async Task RunAsync(TimeSpan interval, CancellationToken ct)
+    /// <summary>Uploads checkpoints every <paramref name="interval"/> until cancelled; transient failures are retried on the next
+    /// tick. Fenced off (409: the run moved on), it calls <paramref name="onStale"/> (stop the trainer) and stops uploading.</summary>
+    public async Task RunAsync(TimeSpan interval, Action onStale, CancellationToken ct)
     {
         while (!ct.IsCancellationRequested)
         {
             try { await CheckpointsAsync(ct); }
-            catch (Exception e) when (e is HttpRequestException or IOException || e is TaskCanceledException && !ct.IsCancellationRequested)
+            catch (StaleAttemptException e)
+            {
+                log.WriteLine($"run {jobId} attempt {attempt}: the API refused its upload ({e.Message}); stopping the trainer");
+                onStale();
+                return;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { break; }
+            catch (Exception e)
             {
                 log.WriteLine($"run {jobId} attempt {attempt}: checkpoint upload deferred: {e.Message}");
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested) { break; }
             try { await Task.Delay(interval, ct); } catch (OperationCanceledException) { break; }
         }
     }

@@ -132,7 +132,7 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
         }, options.LogPollInterval, log);
         using var tailing = new CancellationTokenSource();
         var tail = tailer.RunAsync(tailing.Token);
-        var uploading = uploader?.RunAsync(options.UploadPollInterval, tailing.Token) ?? Task.CompletedTask;
+        var uploading = uploader?.RunAsync(options.UploadPollInterval, () => leased.Stop.Cancel(), tailing.Token) ?? Task.CompletedTask;
         FinishRunRequest finish;
         try { finish = await SuperviseAsync(run, leased, shutdown); }
         finally
@@ -160,6 +160,7 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
                 return finish;
             }
             catch (StaleAttemptException e) { return new(finish.Attempt, RunOutcomes.Interrupted, finish.ExitCode, $"the API refused the upload: {e.Message}"); }
+            catch (InvalidDataException e) { return new(finish.Attempt, RunOutcomes.Failed, finish.ExitCode, $"the API refused an output file: {e.Message}"); }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 return new(finish.Attempt, RunOutcomes.Interrupted, finish.ExitCode, "stopped before its output was uploaded");
