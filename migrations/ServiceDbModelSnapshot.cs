@@ -455,6 +455,13 @@ namespace LongSeqService.Migrations
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<int>("Id"));
 
+                    b.Property<string>("Artifacts")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("text")
+                        .HasDefaultValue("shared")
+                        .HasColumnName("artifacts");
+
                     b.Property<Guid?>("KeyId")
                         .HasColumnType("uuid")
                         .HasColumnName("key_id");

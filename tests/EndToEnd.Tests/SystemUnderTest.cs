@@ -14,7 +14,7 @@ namespace LongSeqService.EndToEnd.Tests;
 public class SystemUnderTest : IAsyncLifetime
 {
     public static readonly string Root = FindRoot();
-    private static string Bin(string project) => Path.Combine(Root, "src", project, "bin", "Release", "net10.0", "linux-x64");
+    public static string Bin(string project) => Path.Combine(Root, "src", project, "bin", "Release", "net10.0", "linux-x64");
 
     public string DataDir { get; } = Directory.CreateTempSubdirectory("longseq-e2e-").FullName;
     public string AdminKey { get; } = "lsk_e2e_admin_" + Guid.NewGuid().ToString("N");
@@ -28,6 +28,8 @@ public class SystemUnderTest : IAsyncLifetime
     /// <summary>The trainer the hosts launch (default: the real trainer CLI).</summary>
     public string? TrainerCommand { get; init; }
     public Process? HostProcess => _host;
+    /// <summary>False: no host is started with the API (a test starts its own, e.g. in network namespaces).</summary>
+    public bool StartsHost { get; init; } = true;
 
     private readonly string _database = "e2e_" + Guid.NewGuid().ToString("N")[..12];
     private string _db = "";
@@ -51,6 +53,7 @@ public class SystemUnderTest : IAsyncLifetime
         }
         _db = server + $";Database={_database}";
         await StartApiAsync();
+        if (!StartsHost) return;
         StartHost();
         // The system is up when its host has registered: a job submitted before that is refused (no host).
         using var admin = Client();
@@ -119,12 +122,21 @@ public class SystemUnderTest : IAsyncLifetime
 
     public string Logs() { lock (_logs) return string.Join("\n", _logs.TakeLast(80)); }
 
-    private Process Start(string name, string file, string[] args, Dictionary<string, string> env)
+    /// <summary>A host process of the test's own making (killed with the system); <paramref name="sharedDataDir"/> false: it is
+    /// not told the API's data directory, and runs in <paramref name="workDir"/>.</summary>
+    public Process StartHostProcess(string name, string[] argv, Dictionary<string, string> env, string workDir, bool sharedDataDir)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var host = Start(name, argv[0], argv[1..], env, workDir, sharedDataDir);
+        lock (_hosts) _hosts.Add(host);
+        return host;
+    }
+
+    private Process Start(string name, string file, string[] args, Dictionary<string, string> env, string? workDir = null, bool sharedDataDir = true)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workDir ?? "" };
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var secret in new[] { "LONGSEQ_DB", "LONGSEQ_BOOTSTRAP_API_KEY", "LONGSEQ_BOOTSTRAP_HOST_KEY", "LONGSEQ_HOST_KEY" }) psi.Environment.Remove(secret);
-        psi.Environment["LONGSEQ_DATA_DIR"] = DataDir;
+        if (sharedDataDir) psi.Environment["LONGSEQ_DATA_DIR"] = DataDir; else psi.Environment.Remove("LONGSEQ_DATA_DIR");
         psi.Environment["DOTNET_NOLOGO"] = "1";
         foreach (var (k, v) in env) psi.Environment[k] = v;
         var p = Process.Start(psi)!;

@@ -204,6 +204,13 @@ public sealed class ContractTests(ServiceFactory factory) : IClassFixture<Servic
         await tenant.GetAsync($"/v1/jobs/{job.Id}/artifacts/missing.bin");
         await tenant.GetAsync($"/v1/jobs/{job.Id}/download?path=checkpoint-2/config.json");
         await tenant.GetAsync($"/v1/jobs/{job.Id}/metrics?after=x");
+        // A host with its own disk's artifact calls (any host may make them for its current run).
+        var one = "x"u8.ToArray();
+        var upload = $"{runs}/outputs/upload.bin?attempt={run.Attempt}&sha256={Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(one))}&size=1";
+        await host.GetAsync($"{runs}/inputs/{new string('0', 64)}?attempt={run.Attempt}");
+        await host.GetAsync(upload);
+        await host.PutAsync(upload + "&offset=0", new ByteArrayContent(one) { Headers = { ContentType = new MediaTypeHeaderValue("application/octet-stream") } });
+        await host.PutAsync($"{runs}/outputs/..%2Fup.bin?attempt={run.Attempt}&sha256={new string('0', 64)}&size=1&offset=0", new ByteArrayContent(one));
         await host.PostAsJsonAsync($"{runs}/finish", new FinishRunRequest(run.Attempt, RunOutcomes.Succeeded, 0, null), WireJson.Options);
         await host.PostAsJsonAsync($"{runs}/finish", new FinishRunRequest(run.Attempt, "exploded", 0, null), WireJson.Options);
         await tenant.ListAsync<JobEventDto>($"/v1/jobs/{job.Id}/events?limit=2");

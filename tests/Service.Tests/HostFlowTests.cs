@@ -23,7 +23,9 @@ public class HostFlowFixture : SchedulerServiceFactory
     private Task? _agentTask;
     private HostAgent? _agent;
 
-    public string StateDir => Path.Combine(DataDir, "host-state");
+    public virtual string StateDir => Path.Combine(DataDir, "host-state");
+    /// <summary>How the host reaches artifacts: the shared data directory here, its own disk in <see cref="RemoteHostFlowFixture"/>.</summary>
+    protected virtual string Artifacts => LongSeqService.Shared.Hosts.ArtifactAccess.Shared;
     /// <summary>The trainer the host launches: fake-trainer.sh here, the real trainer CLI in <see cref="RealTrainerHostFixture"/>.</summary>
     protected virtual IReadOnlyList<string> TrainerCommand => ["bash", Path.Combine(AppContext.BaseDirectory, "fake-trainer.sh")];
     public HostAgent? Agent => _agent;
@@ -33,7 +35,7 @@ public class HostFlowFixture : SchedulerServiceFactory
         var options = new HostOptions
         {
             Api = Server.BaseAddress, Token = HostKey, Slots = 4, Name = HostName, StateDir = StateDir,
-            TrainerCommand = TrainerCommand,
+            TrainerCommand = TrainerCommand, Artifacts = Artifacts, UploadPollInterval = TimeSpan.FromMilliseconds(100),
             LogPollInterval = TimeSpan.FromMilliseconds(100), KillGrace = TimeSpan.FromSeconds(2),
         };
         _stop = new CancellationTokenSource();

@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Hosts;
 using System.Text.Json;
 using LongSeqService.Shared.Jobs;
 using LongSeqService.Shared.Progress;
@@ -106,6 +107,17 @@ public sealed class HostPartsTests : IDisposable
         Assert.Equal(["dotnet", "/opt/trainer.dll"], o.TrainerCommand);
         Assert.Throws<ArgumentException>(() => HostCommand.Parse(["--api", "http://h", "--token-file", keyFile, "--slot", "3"]));
         Assert.Throws<ArgumentException>(() => HostCommand.Parse(["--api", "http://h", "--token-file", keyFile, "--slots", "0"]));
+    }
+
+    [Fact]
+    public void HostCommand_Parse_Artifacts_DefaultsToSharedAndRefusesOthers()
+    {
+        var keyFile = Path.Combine(_dir, "host.key");
+        File.WriteAllText(keyFile, "lsk_x\n");
+        Assert.Equal(ArtifactAccess.Shared, HostCommand.Parse(["--api", "http://h", "--token-file", keyFile, "--state-dir", _dir]).Artifacts);
+        Assert.Equal(ArtifactAccess.Remote, HostCommand.Parse(["--api", "http://h", "--token-file", keyFile, "--state-dir", _dir, "--artifacts", "remote"]).Artifacts);
+        var e = Assert.Throws<ArgumentException>(() => HostCommand.Parse(["--api", "http://h", "--token-file", keyFile, "--artifacts", "nfs"]));
+        Assert.Contains("--artifacts", e.Message);
     }
 
     [Fact]

@@ -116,10 +116,10 @@ public class ServiceFactory : WebApplicationFactory<Program>, IAsyncLifetime
         return key;
     }
 
-    public async Task<RegisterHostResponse> RegisterHostAsync(string name, int slots, long? slotMemoryBytes = null)
+    public async Task<RegisterHostResponse> RegisterHostAsync(string name, int slots, long? slotMemoryBytes = null, string? artifacts = null)
     {
         var response = await Client(await HostKeyFor(name)).PostAsJsonAsync("/v1/hosts/register",
-            new RegisterHostRequest(name, Enumerable.Range(0, slots).Select(_ => new SlotSpec("cpu", slotMemoryBytes)).ToList()), WireJson.Options);
+            new RegisterHostRequest(name, Enumerable.Range(0, slots).Select(_ => new SlotSpec("cpu", slotMemoryBytes)).ToList(), artifacts), WireJson.Options);
         response.EnsureSuccessStatusCode();
         return (await response.Content.ReadFromJsonAsync<RegisterHostResponse>(WireJson.Options))!;
     }

@@ -64,6 +64,8 @@ public static class HostEndpoints
         if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200) return Problems.Invalid("name", "required: 1 to 200 characters");
         if (request.Slots is not { Count: >= 1 and <= 1024 }) return Problems.Invalid("slots", "a host needs 1 to 1024 slots");
         if (request.Slots.Any(s => string.IsNullOrWhiteSpace(s.Device))) return Problems.Invalid("slots", "every slot needs a device (cpu, cuda:0, …)");
+        var artifacts = request.Artifacts ?? ArtifactAccess.Shared;
+        if (!ArtifactAccess.All.Contains(artifacts)) return Problems.Invalid("artifacts", $"one of {string.Join(", ", ArtifactAccess.All)} (shared: the host mounts the API's data directory; remote: it downloads inputs and uploads outputs)");
 
         var key = user.KeyId();
         var now = DateTime.UtcNow;
@@ -74,7 +76,7 @@ public static class HostEndpoints
             return Problems.Status(StatusCodes.Status403Forbidden, "Not this key's host", $"this host key is bound to host {other.Id} ('{other.Name}'); a host key is one host: create another key for another host");
         if (host == null)
         {
-            host = new TrainerHost { Name = request.Name, State = HostStates.Online, RegisteredAt = now, LastHeartbeatAt = now, KeyId = key };
+            host = new TrainerHost { Name = request.Name, State = HostStates.Online, RegisteredAt = now, LastHeartbeatAt = now, KeyId = key, Artifacts = artifacts };
             db.Hosts.Add(host);
             try { await db.SaveChangesAsync(); }
             catch (DbUpdateException) { return Problems.Conflict($"host '{request.Name}' (or another host of this key) is registering concurrently; retry"); }
@@ -88,6 +90,7 @@ public static class HostEndpoints
             host.RegisteredAt = now;
             host.LastHeartbeatAt = now;
             host.KeyId = key;
+            host.Artifacts = artifacts;
             await db.HostSlots.Where(s => s.HostId == host.Id).ExecuteDeleteAsync();
             await db.SaveChangesAsync();
         }

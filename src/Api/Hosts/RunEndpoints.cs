@@ -7,6 +7,7 @@ using LongSeqService.Api.Progress;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Scheduler.Jobs;
 using LongSeqService.Scheduler.Placement;
+using LongSeqService.Shared.Hosts;
 using LongSeqService.Shared.Jobs;
 using LongSeqService.Shared.Progress;
 using LongSeqService.Shared.Runs;
@@ -38,7 +39,7 @@ public static class RunEndpoints
     /// <param name="hostId">The host's id.</param>
     /// <param name="jobId">The job.</param>
     private static async Task<Results<Ok<StartRunResponse>, ProblemHttpResult>> Start(int hostId, Guid jobId, StartRunRequest request, ClaimsPrincipal user,
-        ServiceDb db, JobStateMachine jobs, DatasetStore store, IOptions<LongSeqOptions> o, PlacementTrigger placement)
+        ServiceDb db, JobStateMachine jobs, DatasetStore store, IOptions<LongSeqOptions> o, PlacementTrigger placement, ContentHashes hashes, CancellationToken ct)
     {
         if (await HostOwnership.RefuseAsync(db, user, hostId) is { } refused) return refused;
         var now = DateTime.UtcNow;
@@ -56,18 +57,32 @@ public static class RunEndpoints
         }
         var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == jobId);
         var spec = job.RunSpec();                  // the resolved model path, never shown to the tenant
-        // Dataset ids become the files' paths in the store, comma-joined in the spec's order (the trainer reads each by path).
-        async Task<string?> Paths(string? ids)
+        // Dataset ids become the files' paths in the store, in the spec's order (the trainer reads each by path).
+        async Task<List<string>?> Paths(string? ids)
         {
             if (string.IsNullOrWhiteSpace(ids)) return null;
             var list = JobSubmission.DatasetIds(ids);
             var stored = await db.Datasets.AsNoTracking().Where(d => list.Contains(d.Id)).ToDictionaryAsync(d => d.Id, d => d.StoragePath);
-            return string.Join(",", list.Select(id => store.FullPath(stored[id])));
+            return list.Select(id => store.FullPath(stored[id])).ToList();
         }
-        var datasetPaths = (await Paths(spec.Dataset ?? job.DatasetId))!;
-        spec = spec with { Dataset = datasetPaths, EvalDataset = await Paths(spec.EvalDataset) };
-        return TypedResults.Ok(new StartRunResponse(jobId, job.Attempt, spec, datasetPaths,
-            JobPaths.RunDir(o.Value, jobId), JobPaths.OutputDir(o.Value, jobId)));
+        var datasets = (await Paths(spec.Dataset ?? job.DatasetId))!;
+        var eval = await Paths(spec.EvalDataset);
+        var (runDir, outputDir) = (JobPaths.RunDir(o.Value, jobId), JobPaths.OutputDir(o.Value, jobId));
+        if (await db.Hosts.AsNoTracking().Where(h => h.Id == hostId).Select(h => h.Artifacts).FirstAsync() == ArtifactAccess.Remote)
+        {
+            // A host with its own disk gets no server path: names, and the inputs to download by content hash.
+            var inputs = await RunInputManifest.WriteAsync(runDir, job.Attempt, datasets, eval, job.ModelPath, outputDir, hashes, ct);
+            var names = string.Join(",", inputs.Datasets.Select(d => d.Path));
+            spec = spec with
+            {
+                ModelNameOrPath = inputs.Model != null ? job.Model : spec.ModelNameOrPath, Dataset = names,
+                EvalDataset = inputs.EvalDatasets is { } e ? string.Join(",", e.Select(d => d.Path)) : null,
+            };
+            return TypedResults.Ok(new StartRunResponse(jobId, job.Attempt, spec, names, JobPaths.Relative(o.Value, runDir), JobPaths.Relative(o.Value, outputDir), inputs));
+        }
+        var datasetPaths = string.Join(",", datasets);
+        spec = spec with { Dataset = datasetPaths, EvalDataset = eval != null ? string.Join(",", eval) : null };
+        return TypedResults.Ok(new StartRunResponse(jobId, job.Attempt, spec, datasetPaths, runDir, outputDir));
     }
 
     /// <param name="hostId">The host's id.</param>

@@ -98,6 +98,8 @@ public static class ApiSetup
         services.AddScoped<MetricIngest>();
         services.AddScoped<ModelRegistry>();
         services.AddSingleton<HubConnectionsByKey>();
+        services.AddSingleton<ContentHashes>();
+        services.AddSingleton<OutputUploads>();
     }
 
     public static void ConfigureDb(DbContextOptionsBuilder o, string conn) =>
@@ -136,6 +138,7 @@ public static class ApiSetup
         api.MapEstimateApi();
         api.MapHostApi();
         api.MapRunApi();
+        api.MapRunArtifactApi();
         // The OpenAI surface keeps OpenAI's conventions (it ignores query parameters it does not know).
         app.MapOpenAiFileApi();
         app.MapFineTuningApi();

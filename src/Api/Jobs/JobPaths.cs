@@ -10,6 +10,9 @@ public static class JobPaths
     public static string RunDir(LongSeqOptions o, Guid jobId) => o.DataPath("jobs", jobId.ToString());
     public static string OutputDir(LongSeqOptions o, Guid jobId) => Path.Combine(RunDir(o, jobId), "output");
 
+    /// <summary>A path in the store as its name relative to the data directory (jobs/&lt;id&gt;/output): what a host with its own disk is told.</summary>
+    public static string Relative(LongSeqOptions o, string path) => Path.GetRelativePath(o.DataPath(), path).Replace('\\', '/');
+
     /// <summary>
     /// <paramref name="text"/> (a trainer's error line, a loader's message) with the server's data directory
     /// taken out: <c>/srv/longseq/jobs/&lt;id&gt;/output/checkpoint-5</c> reads <c>jobs/&lt;id&gt;/output/checkpoint-5</c>.

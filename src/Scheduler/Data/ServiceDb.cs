@@ -1,3 +1,4 @@
+using LongSeqService.Shared.Hosts;
 using Microsoft.EntityFrameworkCore;
 
 namespace LongSeqService.Scheduler.Data;
@@ -47,6 +48,7 @@ public sealed class ServiceDb(DbContextOptions<ServiceDb> options) : DbContext(o
         {
             h.HasIndex(x => x.Name).IsUnique();
             h.HasIndex(x => x.KeyId).IsUnique(); // a host key is exactly one host
+            h.Property(x => x.Artifacts).HasDefaultValue(ArtifactAccess.Shared); // hosts registered before remote hosts existed shared the store
             h.HasOne<ApiKey>().WithMany().HasForeignKey(x => x.KeyId).OnDelete(DeleteBehavior.SetNull);
             h.HasMany(x => x.Slots).WithOne().HasForeignKey(s => s.HostId).OnDelete(DeleteBehavior.Cascade);
         });

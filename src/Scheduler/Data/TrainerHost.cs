@@ -13,6 +13,8 @@ public sealed class TrainerHost
     /// <summary>The host key this host is bound to (set at its first registration): only that key may
     /// register, heartbeat or report for this host id, and that key may be no other host.</summary>
     public Guid? KeyId { get; set; }
+    /// <summary>How it reaches the artifact store (<see cref="ArtifactAccess"/>): shared (mounts the data directory) or remote (downloads inputs, uploads outputs).</summary>
+    public string Artifacts { get; set; } = ArtifactAccess.Shared;
     public List<HostSlot> Slots { get; set; } = [];
 
     public HostDto ToDto(Func<Guid?, Guid?> showJob) => new(Id, Name, State, RegisteredAt, LastHeartbeatAt,

@@ -12,6 +12,18 @@ public static class HostStates
     public static readonly string[] All = [Online, Lost];
 }
 
+/// <summary>How a host reaches the artifact store (datasets, models, job outputs).</summary>
+public static class ArtifactAccess
+{
+    /// <summary>The host mounts the API's data directory (LONGSEQ_DATA_DIR) at the same path: it reads inputs and writes outputs there.</summary>
+    public const string Shared = "shared";
+    /// <summary>The host has its own disk: it downloads a run's inputs by content hash into a local cache and uploads
+    /// its checkpoints and final artifacts to the API (…/runs/{job_id}/inputs, …/outputs).</summary>
+    public const string Remote = "remote";
+
+    public static readonly string[] All = [Shared, Remote];
+}
+
 /// <summary>One slot of a trainer host: a GPU (device "cuda:0", its memory) or a CPU slot ("cpu").</summary>
 /// <param name="Device">The device: cpu, or cuda:&lt;index&gt;.</param>
 /// <param name="MemoryBytes">The slot's memory in bytes, when the host knows it (placement then checks that a rank fits).</param>
@@ -21,7 +33,8 @@ public sealed record SlotSpec(string Device, long? MemoryBytes);
 /// host key) is the same host coming back: whatever it was running is gone, so its runs are requeued.</summary>
 /// <param name="Name">The host's name (1 to 200 characters); bound to the host key that first registers it.</param>
 /// <param name="Slots">Its slots, 1 to 1024.</param>
-public sealed record RegisterHostRequest(string Name, IReadOnlyList<SlotSpec> Slots);
+/// <param name="Artifacts">How it reaches the artifact store: shared (the default: it mounts the API's data directory) or remote (it downloads inputs and uploads outputs over HTTP).</param>
+public sealed record RegisterHostRequest(string Name, IReadOnlyList<SlotSpec> Slots, [property: ClosedSet(typeof(ArtifactAccess))] string? Artifacts = null);
 
 /// <summary>The host's id, how often to heartbeat, and how long its trainers may run without hearing from
 /// the host process (the local lease; shorter than the API's host timeout, so a frozen host's trainers are

@@ -88,7 +88,7 @@ public sealed class HostAgent : IAsyncDisposable
         {
             try
             {
-                _registration = await _api.RegisterAsync(new RegisterHostRequest(_options.Name, slots), ct);
+                _registration = await _api.RegisterAsync(new RegisterHostRequest(_options.Name, slots, _options.Artifacts), ct);
                 break;
             }
             catch (HttpRequestException e) when (!ct.IsCancellationRequested && e.StatusCode is not System.Net.HttpStatusCode.Forbidden)
@@ -98,7 +98,7 @@ public sealed class HostAgent : IAsyncDisposable
             }
         }
         _executor.Lease = new TrainerProcess.Lease(LeaseFile, _registration.LeaseSeconds, "");
-        _log.WriteLine($"host '{_options.Name}' registered as host {_registration.HostId} with {_options.Slots} {_options.Device} slot(s); trainers hold a {_registration.LeaseSeconds} s lease");
+        _log.WriteLine($"host '{_options.Name}' registered as host {_registration.HostId} with {_options.Slots} {_options.Device} slot(s) ({_options.Artifacts} artifacts); trainers hold a {_registration.LeaseSeconds} s lease");
     }
 
     /// <summary>A plain thread, not the thread pool: the lease says "this process runs", nothing more.</summary>

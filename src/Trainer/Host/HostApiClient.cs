@@ -58,6 +58,54 @@ public sealed class HostApiClient : IDisposable
         return true;
     }
 
+    /// <summary>Appends input <paramref name="sha256"/> of the run to <paramref name="to"/> from its current length (a Range
+    /// request when it holds part of it already). False when the API refused it for good (not this attempt's input).</summary>
+    public async Task<bool> DownloadInputAsync(int hostId, Guid jobId, int attempt, string sha256, FileStream to, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/hosts/{hostId}/runs/{jobId}/inputs/{sha256}?attempt={attempt}");
+        if (to.Length > 0) request.Headers.Range = new RangeHeaderValue(to.Length, null);
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        if (IsRefusal(response.StatusCode)) return false;
+        if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable) return true; // it has every byte already
+        await EnsureAsync(response, ct);
+        if (response.StatusCode != HttpStatusCode.PartialContent) to.SetLength(0); // the whole file came back
+        to.Seek(0, SeekOrigin.End);
+        await using var body = await response.Content.ReadAsStreamAsync(ct);
+        await body.CopyToAsync(to, 1 << 20, ct);
+        await to.FlushAsync(ct);
+        return true;
+    }
+
+    private static string OutputUrl(int hostId, Guid jobId, string path, int attempt, string sha256, long size) =>
+        $"/v1/hosts/{hostId}/runs/{jobId}/outputs/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}?attempt={attempt}&sha256={sha256}&size={size}";
+
+    /// <summary>How much of an output file the API holds. Throws <see cref="StaleAttemptException"/> on 409, <see cref="InvalidDataException"/> on 4xx refusals of the request itself.</summary>
+    public async Task<UploadStatusDto> UploadStatusAsync(int hostId, Guid jobId, int attempt, string path, string sha256, long size, CancellationToken ct)
+    {
+        using var response = await _http.GetAsync(OutputUrl(hostId, jobId, path, attempt, sha256, size), ct);
+        return await UploadAnswerAsync(response, ct);
+    }
+
+    /// <summary>Sends <paramref name="count"/> bytes of an output file from <paramref name="offset"/>. Throws <see cref="StaleAttemptException"/> on 409.</summary>
+    public async Task<UploadStatusDto> UploadChunkAsync(int hostId, Guid jobId, int attempt, string path, string sha256, long size, long offset, ReadOnlyMemory<byte> chunk, CancellationToken ct)
+    {
+        using var content = new ReadOnlyMemoryContent(chunk);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        using var response = await _http.PutAsync(OutputUrl(hostId, jobId, path, attempt, sha256, size) + $"&offset={offset}", content, ct);
+        return await UploadAnswerAsync(response, ct);
+    }
+
+    private static async Task<UploadStatusDto> UploadAnswerAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        if (response.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.Forbidden or HttpStatusCode.NotFound)
+            throw new StaleAttemptException(await response.Content.ReadAsStringAsync(ct));
+        // Refused as sent (a path the API does not take, bytes that do not match their hash): no retry changes that.
+        if (response.StatusCode is HttpStatusCode.UnprocessableEntity or HttpStatusCode.RequestEntityTooLarge or HttpStatusCode.BadRequest)
+            throw new InvalidDataException($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}");
+        await EnsureAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<UploadStatusDto>(WireJson.Options, ct))!;
+    }
+
     private static bool IsRefusal(HttpStatusCode status) => status is HttpStatusCode.Conflict or HttpStatusCode.NotFound or HttpStatusCode.Forbidden;
 
     private static async Task EnsureAsync(HttpResponseMessage response, CancellationToken ct)
@@ -69,3 +117,6 @@ public sealed class HostApiClient : IDisposable
 
     public void Dispose() => _http.Dispose();
 }
+
+/// <summary>The API refused an upload for good: this attempt is no longer the job's current one on this host.</summary>
+public sealed class StaleAttemptException(string message) : Exception(message);

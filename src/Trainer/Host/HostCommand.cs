@@ -11,7 +11,7 @@ namespace LongSeqService.Trainer.Host;
 public static class HostCommand
 {
     public const string Usage = """
-        usage: trainer host --api URL --token-file FILE [--slots N] [--slot-memory BYTES] [--name NAME] [--state-dir DIR] [--trainer-command "CMD ARGS"]
+        usage: trainer host --api URL --token-file FILE [--slots N] [--slot-memory BYTES] [--name NAME] [--state-dir DIR] [--artifacts shared|remote] [--trainer-command "CMD ARGS"]
           --api              the LongSeqService API, e.g. http://127.0.0.1:5080      (LONGSEQ_API_URL)
           --token-file       a file holding the host key (POST /v1/keys {"tenant":…, "role":"host"}; one key per host)
                                                                                        (LONGSEQ_HOST_KEY_FILE, or the key itself in LONGSEQ_HOST_KEY)
@@ -20,6 +20,9 @@ public static class HostCommand
                              sequence_parallel_size: auto use it; default: unknown)  (LONGSEQ_SLOT_MEMORY)
           --name             host name (default: the machine name); the same name is the same host (LONGSEQ_HOST_NAME)
           --state-dir        the host's spool and lease (default: $LONGSEQ_DATA_DIR/host-state/NAME) (LONGSEQ_HOST_STATE_DIR)
+          --artifacts        shared: this machine mounts the API's data directory at the same path (default);
+                             remote: it has its own disk: inputs are downloaded into STATE-DIR/cache by
+                             content hash, checkpoints and the model uploaded to the API (LONGSEQ_HOST_ARTIFACTS)
           --trainer-command  how to launch the trainer CLI (default: this executable)  (LONGSEQ_TRAINER_COMMAND)
         """;
 
@@ -74,8 +77,12 @@ public static class HostCommand
         var name = Get("name", "LONGSEQ_HOST_NAME") ?? Environment.MachineName;
         var stateDir = Get("state-dir", "LONGSEQ_HOST_STATE_DIR")
                        ?? Path.Combine(Environment.GetEnvironmentVariable("LONGSEQ_DATA_DIR") is { Length: > 0 } d ? d : ".data", "host-state", name);
+        var artifacts = Get("artifacts", "LONGSEQ_HOST_ARTIFACTS") ?? Shared.Hosts.ArtifactAccess.Shared;
+        if (!Shared.Hosts.ArtifactAccess.All.Contains(artifacts))
+            throw new ArgumentException($"--artifacts must be one of {string.Join(", ", Shared.Hosts.ArtifactAccess.All)}, got '{artifacts}'");
         var options = new HostOptions
         {
+            Artifacts = artifacts,
             Api = apiUri, Token = token, Slots = slots, SlotMemoryBytes = slotMemory, Name = name, StateDir = Path.GetFullPath(stateDir),
             TrainerCommand = command != null ? command.Split(' ', StringSplitOptions.RemoveEmptyEntries) : HostOptions.SelfCommand(),
         };

@@ -10,6 +10,13 @@ public sealed record HostOptions
     /// <summary>Each slot's memory budget, reported at registration (the memory model's budget for placement); null: unknown.</summary>
     public long? SlotMemoryBytes { get; init; }
     public string Device { get; init; } = "cpu";
+    /// <summary>How this host reaches artifacts (<see cref="Shared.Hosts.ArtifactAccess"/>): shared (the API's data directory is mounted
+    /// here at the same path) or remote (inputs downloaded into <c>StateDir/cache</c>, outputs uploaded to the API).</summary>
+    public string Artifacts { get; init; } = Shared.Hosts.ArtifactAccess.Shared;
+    /// <summary>How often a remote run's local output folder is checked for complete checkpoints to upload.</summary>
+    public TimeSpan UploadPollInterval { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>How often the final upload of a remote run is tried (2 s apart) before the run fails.</summary>
+    public int MaxUploadTries { get; init; } = 60;
     public string Name { get; init; } = Environment.MachineName;
     /// <summary>The host's own directory: the report spool and the lease file. Must survive a restart.</summary>
     public required string StateDir { get; init; }

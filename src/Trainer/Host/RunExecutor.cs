@@ -49,6 +49,7 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
     }
     private readonly ConcurrentDictionary<Guid, Run> _running = new();
     private readonly ConcurrentDictionary<Guid, Task> _tasks = new();
+    private readonly ArtifactCache _cache = new(options.StateDir);
 
     /// <summary>The lease the trainers' supervisors watch (set once registered).</summary>
     public TrainerProcess.Lease? Lease { get; set; }
@@ -110,7 +111,20 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
             log.WriteLine($"run {jobId} attempt {attempt}: not this host's to start (cancelled, requeued or already running); skipped");
             return;
         }
+        var remote = run.Inputs != null;
+        if (remote)
+        {
+            // A host with its own disk: the inputs come into the local cache, the run continues on local paths.
+            try { run = await RemoteRunFiles.PrepareAsync(options.StateDir, _cache, (sha, file, ct) => api.DownloadInputAsync(host, run.JobId, run.Attempt, sha, file, ct), run, stop.Token); }
+            catch (Exception e) when (e is HttpRequestException or IOException or InvalidDataException || e is TaskCanceledException && !stop.IsCancellationRequested)
+            {
+                log.WriteLine($"run {jobId} attempt {attempt}: could not fetch its inputs: {e.Message}");
+                spool.Add(new SpooledReport(host, jobId, attempt, null, new FinishRunRequest(attempt, RunOutcomes.Interrupted, null, $"the host could not fetch the run's inputs: {e.Message}")));
+                return;
+            }
+        }
         Directory.CreateDirectory(run.OutputDir);
+        var uploader = remote ? new OutputUploader(api, host, run.JobId, run.Attempt, run.OutputDir, log) : null;
         var tailer = new TrainerLogTailer(Path.Combine(run.OutputDir, "trainer_log.jsonl"), (records, _) =>
         {
             spool.Add(new SpooledReport(host, run.JobId, run.Attempt, new RunMetricsRequest(run.Attempt, records), null));
@@ -118,16 +132,46 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
         }, options.LogPollInterval, log);
         using var tailing = new CancellationTokenSource();
         var tail = tailer.RunAsync(tailing.Token);
+        var uploading = uploader?.RunAsync(options.UploadPollInterval, () => leased.Stop.Cancel(), tailing.Token) ?? Task.CompletedTask;
         FinishRunRequest finish;
         try { finish = await SuperviseAsync(run, leased, shutdown); }
         finally
         {
             await tailing.CancelAsync();
             await tail;
+            await uploading;
             await tailer.PollAsync(CancellationToken.None); // the last lines written before exit
         }
+        if (uploader != null) finish = await UploadAsync(uploader, finish, stop.Token);
         log.WriteLine($"run {run.JobId} attempt {run.Attempt}: {finish.Outcome}" + (finish.Error != null ? $": {finish.Error}" : "") + $" ({tailer.Sent} log records spooled)");
         spool.Add(new SpooledReport(host, run.JobId, run.Attempt, null, finish));
+    }
+
+    /// <summary>A remote run is succeeded (or paused) only once the API holds its output (or its checkpoint): uploads
+    /// what that outcome needs, retrying transient failures until the run is stopped. A fenced-off attempt is interrupted.</summary>
+    private async Task<FinishRunRequest> UploadAsync(OutputUploader uploader, FinishRunRequest finish, CancellationToken stop)
+    {
+        if (finish.Outcome is not (RunOutcomes.Succeeded or RunOutcomes.Paused)) return finish;
+        for (int tries = 1; ; tries++)
+        {
+            try
+            {
+                if (finish.Outcome == RunOutcomes.Succeeded) await uploader.FinalAsync(stop); else await uploader.CheckpointsAsync(stop);
+                return finish;
+            }
+            catch (StaleAttemptException e) { return new(finish.Attempt, RunOutcomes.Interrupted, finish.ExitCode, $"the API refused the upload: {e.Message}"); }
+            catch (InvalidDataException e) { return new(finish.Attempt, RunOutcomes.Failed, finish.ExitCode, $"the API refused an output file: {e.Message}"); }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return new(finish.Attempt, RunOutcomes.Interrupted, finish.ExitCode, "stopped before its output was uploaded");
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
+            {
+                if (tries >= options.MaxUploadTries) return new(finish.Attempt, RunOutcomes.Failed, finish.ExitCode, $"the output could not be uploaded ({tries} tries): {e.Message}");
+                log.WriteLine($"attempt {finish.Attempt}: upload failed ({e.Message}); retrying");
+                try { await Task.Delay(TimeSpan.FromSeconds(2), stop); } catch (OperationCanceledException) { }
+            }
+        }
     }
 
     /// <summary>Runs the trainer to an outcome, restarting it from its newest checkpoint when it was killed.</summary>
