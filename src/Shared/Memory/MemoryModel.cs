@@ -70,9 +70,24 @@ public static class MemoryModel
             : new MemoryTerm("activations", t * (m.Layers * layer + StackBytesPerToken(m, b)),
                 $"{t:N0} tokens × ({m.Layers} layers × {layer:N0} B + final norm, RoPE tables)");
         // One layer at work: its transients (held by the layer's dispose scope) — and under checkpointing its
-        // recomputed activations too — plus what the attention moves.
-        var working = new MemoryTerm("layer_working_set", t * layer * (recomputes ? 2 : 1),
-            $"one layer's {(recomputes ? "recomputed activations and " : "")}transients");
+        // recomputed activations too, whose MLP part is one tile's (the MLP runs over tiles then) — plus what the attention moves.
+        long recomputed = t * (layer - MlpBytesPerToken(m, b)) + Math.Min(t, MlpTileTokens(m)) * MlpBytesPerToken(m, b);
+        var working = recomputes
+            ? new MemoryTerm("layer_working_set", 2 * recomputed, $"one layer's recomputed activations (the MLP's of one {MlpTileTokens(m)}-token tile) and their gradients")
+            : new MemoryTerm("layer_working_set", t * layer, "one layer's transients");
+        // A checkpointed unit's backward hands its input's and its parameters' gradients to autograd from C#, whose
+        // micro-batch scope keeps them to the end of backward (measured with LONGSEQ_MEMORY_PROBE: +t·H·b per layer
+        // done); the engine accumulates a copy of the parameters'. Stage 3 reduce-scatters and frees the parameters'.
+        var heldInputGradients = new MemoryTerm("held_input_gradients", recomputes ? m.Layers * t * m.Hidden * b : 0,
+            $"{m.Layers} checkpointed layers' input gradients (t × {m.Hidden} × {b} B each), kept by the micro-batch scope");
+        var heldLayerGradients = new MemoryTerm("held_layer_gradients", recomputes && r.ZeroStage < 3 && !r.IsLora ? m.Layers * m.LayerParameters * b : 0,
+            "the checkpointed layers' parameter gradients as returned, beside the engine's accumulated copy");
+        // The fused loss returns the head's (V, H) gradient from C# too: that tensor stays alive beside the .grad the
+        // engine made from it. Tied, the embedding's dense (V, H) gradient then meets both at the end of backward.
+        var heldHeadGradient = new MemoryTerm("held_head_gradient", r.IsLora || r.ZeroStage >= 3 ? 0 : (long)m.Vocab * m.Hidden * b,
+            "the fused loss's (V, H) gradient as returned, beside the head's .grad");
+        var embeddingGradient = new MemoryTerm("embedding_gradient", r.IsLora || r.ZeroStage >= 3 || !m.TiedEmbeddings ? 0 : (long)m.Vocab * m.Hidden * b,
+            "the embedding's dense (V, H) gradient before it is added into the tied weight's .grad");
         var attention = AttentionTerms(m, r, t, b);
         // ZeRO-3 gathers one unit at a time: a layer's weights (and its gradient before the reduce-scatter) while that
         // layer runs; the (V, H) head for the loss; the embedding (and its dense gradient) at the end of backward.
@@ -88,8 +103,11 @@ public static class MemoryModel
             // when the log-softmax is freed, the logits' gradient and the head's gradient are alive together.
             new("loss_backward", [activations, lossPeak, gatheredHead, .. lossHeld.Where(x => x.Name != "logits_held")]),
             new("head_backward", [activations, .. lossHeld, lossGradient, headGradient, gatheredHead]),
-            new("layer_backward", [activations, working, .. attention, .. lossHeld, .. (r.ZeroStage >= 3 ? Array.Empty<MemoryTerm>() : [headGradient])]),   // ZeRO-3: reduce-scattered after the head's backward
-            new("backward_end", [gradients, working, .. attention, .. lossHeld, gatheredEmbedding]),
+            new("layer_backward", [activations, working, .. attention, .. lossHeld, heldHeadGradient, heldInputGradients,
+                .. (r.ZeroStage >= 3 ? Array.Empty<MemoryTerm>() : [headGradient])]),   // ZeRO-3: reduce-scattered after the head's backward
+            // The embedding's backward, after every layer's: their working sets are freed, what the scope keeps is not.
+            new("backward_end", [gradients, .. lossHeld, heldHeadGradient, embeddingGradient, heldInputGradients, heldLayerGradients, gatheredEmbedding,
+                .. (recomputes ? Array.Empty<MemoryTerm>() : [working, .. attention])]),
             new("optimizer_step", [gradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, m, trainable, b, Shard)]),
         };
         return new MemoryEstimate(resident, moments, t);
@@ -107,9 +125,15 @@ public static class MemoryModel
         long q = (long)m.Heads * m.HeadDim, kv = (long)KvHeadsHeld(m, r) * m.HeadDim;
         long norm = 4L * m.Hidden + 2 * b * m.Hidden;
         long attention = b * (3 * q + 2 * kv) + 4L * m.Heads;
-        long mlp = 4 * b * m.Intermediate;
+        long mlp = MlpBytesPerToken(m, b);
         return 2 * norm + attention + mlp;
     }
+
+    /// <summary>The SwiGLU MLP's share of <see cref="LayerBytesPerToken"/>: gate, silu(gate), up, their product.</summary>
+    private static long MlpBytesPerToken(ModelDims m, long b) => 4 * b * m.Intermediate;
+
+    /// <summary>Tokens per MLP tile under checkpointing: the trainer's Mlp.DefaultTileTokens rule, max(hidden, 256).</summary>
+    public static int MlpTileTokens(ModelDims m) => Math.Max(m.Hidden, 256);
 
     /// <summary>Per token outside the layers: the final norm (its output feeds the head) and the RoPE cos/sin tables.</summary>
     private static long StackBytesPerToken(ModelDims m, long b) => 4L * m.Hidden + 2 * b * m.Hidden + 2L * m.HeadDim * b;
@@ -159,17 +183,18 @@ public static class MemoryModel
         return (working, held, working);
     }
 
-    /// <summary>The optimizer step's temporaries: the gradient sum's flat buffer (world &gt; 1) and the clip-norm's
-    /// float64 copies, then AdamW's float32 denominator (and the float32 gradient for bf16) of one parameter at a
-    /// time — the largest it updates — the larger of the two.</summary>
+    /// <summary>The optimizer step's temporaries: the gradient sum's flat buffer (world &gt; 1), kept by the step's scope
+    /// to its end, plus the larger of the clip-norm's float64 copies of one slice and AdamW's float32 denominator (and
+    /// the float32 gradient for bf16) of one parameter at a time — the largest it updates.</summary>
     private static IEnumerable<MemoryTerm> UpdateTerms(MemoryRequest r, ModelDims m, long trainable, long b, Func<long, int, long> shard)
     {
         long sum = r.WorldSize > 1 ? shard(trainable * b, 2) : 0;
         long clip = Math.Min(shard(trainable, 2), ClipNormSliceElements) * ClipNormBytesPerParameter;
         long adam = Math.Min(shard(trainable, 1), m.LargestParameter) * (r.Bf16 ? 8 : 4);
-        yield return sum + clip >= adam
-            ? new MemoryTerm("step_temporaries", sum + clip, $"{(sum > 0 ? "flat all-reduce buffer + " : "")}clip-norm float64 copies of one slice ({ClipNormBytesPerParameter} B per element)")
-            : new MemoryTerm("step_temporaries", adam, "AdamW float32 denominator" + (r.Bf16 ? " and float32 gradient" : "") + " of the largest parameter it updates");
+        string buffer = sum > 0 ? "flat all-reduce buffer + " : "";
+        yield return clip >= adam
+            ? new MemoryTerm("step_temporaries", sum + clip, $"{buffer}clip-norm float64 copies of one slice ({ClipNormBytesPerParameter} B per element)")
+            : new MemoryTerm("step_temporaries", sum + adam, buffer + "AdamW float32 denominator" + (r.Bf16 ? " and float32 gradient" : "") + " of the largest parameter it updates");
     }
 
     private static IReadOnlyCollection<string> LoraTargets(string target) => target == "all"

@@ -78,6 +78,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
+        Training.MemoryProbe.Mark("unit_backward");
         var state = (State)ctx.get_data("state");
         var saved = ctx.get_saved_variables();
         int count = state.InputNeedsGrad.Length;
@@ -103,6 +104,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
                 state.Random?.Restore(randomNow);
             }
 
+            Training.MemoryProbe.Mark("unit_recomputed");
             var inputs = xs.Where((_, i) => state.InputNeedsGrad[i]).ToList();
             inputs.AddRange(state.Trainable);
             var inputGrads = autograd.grad([y], inputs, [gradOutput], allow_unused: true);
@@ -122,6 +124,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         {
             state.Gather?.Release(state.Unit);
         }
+        Training.MemoryProbe.Mark("unit_backward_end");
         return grads!;
     }
 

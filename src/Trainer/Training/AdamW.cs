@@ -94,6 +94,7 @@ public sealed class AdamW : IDisposable
             var denom = _v[i].sqrt().div_(sqrtBc2).add_(eps);
             w.addcdiv_(_m[i], denom, value: stepSize);
             if (_master[i] is not null) p.copy_(w);                   // round the master into the bf16 weights
+            MemoryProbe.Mark("adamw " + _slots[i].Name);
         }
     }
 

@@ -83,6 +83,7 @@ public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
+        MemoryProbe.Mark("loss_backward");
         var s = (Saved)ctx.get_data("saved");
         var saved = ctx.get_saved_variables();
         var (hv, weight, labelled, rows, lse) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
@@ -113,6 +114,7 @@ public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
         if (dHidden is not null)
             grads[HiddenArg] = zeros(s.Tokens, hv.shape[1], dtype: hv.dtype, device: hv.device).index_copy_(0, rows, dHidden); // (N, H)
         if (dWeight is not null) grads[WeightArg] = dWeight.to(weight.dtype);
+        MemoryProbe.Mark("loss_backward_end");
         return grads!;
     }
 }

@@ -188,7 +188,9 @@ public sealed class ReplicatedStates : IModelStates
         using (NewDisposeScope())
         using (no_grad())
         {
+            MemoryProbe.Mark("optimizer_step");
             ModelStates.Timed(ref _communication, () => ModelStates.AllReduceGradients(_world, _trainable));
+            MemoryProbe.Mark("gradients_summed");
             if (CaptureNextGradient) (CapturedGradient, CaptureNextGradient) = (ModelStates.ToDoubles(_trainable.Select(p => p.grad!)), false);
             double norm = Math.Sqrt(_trainable.Sum(p => ModelStates.SquaredSum(p.grad!)));
             if (ModelStates.ClipFactor(norm, _maxGradNorm) is { } factor)
@@ -196,7 +198,9 @@ public sealed class ReplicatedStates : IModelStates
                 using Scalar c = factor;                      // held, not an implicit temporary (see AdamW.Update)
                 foreach (var p in _trainable) p.grad!.mul_(c);
             }
+            MemoryProbe.Mark("clipped");
             Optimizer.Update(lr);
+            MemoryProbe.Mark("optimizer_step_end");
             return norm;
         }
     }

@@ -12,13 +12,25 @@ public static partial class NativeMemory
     [LibraryImport("libc", EntryPoint = "malloc_trim")]
     private static partial int MallocTrim(nuint pad);
 
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "write")]
+    private static unsafe partial nint Write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+
     public static void Trim()
     {
         if (OperatingSystem.IsLinux()) MallocTrim(0);
     }
 
     /// <summary>Peak resident set size of this process (VmHWM), in bytes; 0 where unavailable.</summary>
-    public static long PeakResidentBytes() => StatusField("VmHWM:");
+    public static long PeakResidentBytes() => Math.Max(KernelPeakBytes(), MemoryProbe.Peak);
+
+    /// <summary>VmHWM alone: since the last reset, the probe's included.</summary>
+    internal static long KernelPeakBytes() => StatusField("VmHWM:");
 
     /// <summary>Current resident set size (VmRSS), in bytes.</summary>
     public static long ResidentBytes() => StatusField("VmRSS:");
@@ -26,7 +38,20 @@ public static partial class NativeMemory
     /// <summary>Resets VmHWM to the current RSS (Linux ≥ 4.0: write "5" to /proc/self/clear_refs).</summary>
     public static void ResetPeak()
     {
-        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        MemoryProbe.Reset();
+        ResetPeakOnly();
+    }
+
+    internal static void ResetPeakOnly()
+    {
+        // Written with write(2) itself: through File.WriteAllText (which truncates, then writes through a FileStream)
+        // VmHWM never moved (measured with MemoryProbe; the failure was swallowed), so a "step" peak covered start-up too.
+        if (!OperatingSystem.IsLinux()) return;
+        int fd = Open("/proc/self/clear_refs", 1 /* O_WRONLY */);
+        if (fd < 0) return;
+        ReadOnlySpan<byte> five = "5"u8;
+        unsafe { fixed (byte* p = five) Write(fd, p, 1); }
+        Close(fd);
     }
 
     private static long StatusField(string name)
