@@ -31,8 +31,8 @@ public static class BenchCommand
     {
         var cli = CliArgs.Parse(args, new HashSet<string> { "json", "gradient_checkpointing", "find_max_len" });
         cli.RejectUnknown([.. Known, .. DataBench.Keys]);
-        if (cli.Has("find_max_len")) return MaxLengthSearch.Run(cli);
         if (cli.Has("dataset")) return DataBench.Run(cli);
+        if (cli.Has("find_max_len")) return MaxLengthSearch.Run(cli);
         var model = cli.Require("model", "builtin:tiny-llama");
         var shape = CheckRuns.Shape(model);
         var lengths = cli.IntList("seq_len", "2048,8192");

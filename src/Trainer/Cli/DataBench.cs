@@ -22,6 +22,11 @@ public static class DataBench
 
     public static int Run(CliArgs cli)
     {
+        // What the synthetic bench takes and a real-data run cannot honour is refused, not ignored.
+        if (cli.Has("seq_len")) throw new CliException("--seq-len: with --dataset the rows are the data's; give --cutoff-len (truncation, or the packed row length)");
+        if (cli.Get("launch") is { } launch && launch != "threads")
+            throw new CliException($"--launch {launch}: bench --dataset runs its ranks as threads (every rank's attention timer in one process); use --launch threads or leave it out");
+        if (cli.Has("find_max_len")) throw new CliException("--find-max-len searches synthetic lengths; leave out --dataset");
         var model = cli.Require("model", "/models/qwen2.5-0.5b (a model directory with tokenizer.json)");
         var dataset = Path.GetFullPath(cli.Require("dataset", "data/alpaca_en_demo.json"));
         bool packing = ParseBool(cli, "packing");
@@ -39,14 +44,15 @@ public static class DataBench
                 UlyssesDegree = cli.Get("ulysses_degree") is { } u ? int.Parse(u, CultureInfo.InvariantCulture) : null,
                 LearningRate = 1e-5, LrSchedulerType = LrSchedulerType.Constant, Bf16 = dtype == TorchSharp.torch.ScalarType.BFloat16,
                 GradientCheckpointing = cli.Has("gradient_checkpointing"), LoggingSteps = 1, MaxSteps = Math.Max(1, warmup + steps),
+                DataParallelSize = cli.Int("dp", 1), ZeroStage = cli.Int("zero_stage", 0),
                 OutputDir = output, OverwriteOutputDir = true, Launch = Launch.Threads,
             };
             var prep = RunPreparation.Prepare(spec, Environment.CurrentDirectory, dtype) with { OutputDir = null }; // measured, nothing saved
-            int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / sp));
+            int threads = cli.Int("threads_per_rank", Math.Max(1, Environment.ProcessorCount / spec.WorldSize));
             var r = new JsonObject
             {
                 ["model"] = model, ["dataset"] = Path.GetFileName(dataset), ["cutoff_len"] = spec.CutoffLen, ["packing"] = packing,
-                ["batch_size"] = spec.PerDeviceTrainBatchSize, ["sp"] = sp, ["mode"] = spec.SequenceParallelMode.Wire(),
+                ["batch_size"] = spec.PerDeviceTrainBatchSize, ["sp"] = sp, ["dp"] = spec.DataParallelSize, ["zero_stage"] = spec.ZeroStage, ["mode"] = spec.SequenceParallelMode.Wire(),
                 ["dtype"] = dtype.ToString().ToLowerInvariant(), ["gradient_checkpointing"] = spec.GradientCheckpointing,
                 ["threads_per_rank"] = threads, ["rows"] = prep.Train.Count,
                 ["label_tokens"] = LabelTokens(prep.Train), ["tokens"] = prep.Train.PaddedRowTokens().Sum(n => (long)n),

@@ -50,6 +50,18 @@ public class DataBenchTests
         Assert.Contains(o["notes"]!.AsArray(), n => ((string)n!).StartsWith("packed 24 examples"));
     }
 
+    [Theory]
+    [InlineData("--seq-len", "2048", "--cutoff-len")]
+    [InlineData("--launch", "processes", "threads")]
+    public void Bench_DatasetWithAnOptionItCannotHonour_ExitsTwoSayingWhatWorks(string key, string value, string suggestion)
+    {
+        var r = TrainerProcess.Run(RepoPaths.Root, "bench", "--dataset", RepoPaths.Data("alpaca_en_demo.json"), "--model", "builtin:tiny-llama", key, value);
+
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains(key, r.Stderr);
+        Assert.Contains(suggestion, r.Stderr);
+    }
+
     [Fact]
     public void Bench_DatasetWithABadPackingValue_ExitsTwoNamingTheKey()
     {
