@@ -44,8 +44,9 @@ public static partial class NativeMemory
 
     internal static void ResetPeakOnly()
     {
-        // Written with write(2) itself: through File.WriteAllText (which truncates, then writes through a FileStream)
-        // VmHWM never moved (measured with MemoryProbe; the failure was swallowed), so a "step" peak covered start-up too.
+        // Written with write(2) itself, which is checked to reset VmHWM (with MemoryProbe). The earlier
+        // File.WriteAllText (truncate, then a FileStream write; failures swallowed) was suspected of never resetting it —
+        // a "step" peak would then cover start-up too — but that was not confirmed on its own.
         if (!OperatingSystem.IsLinux()) return;
         int fd = Open("/proc/self/clear_refs", 1 /* O_WRONLY */);
         if (fd < 0) return;
