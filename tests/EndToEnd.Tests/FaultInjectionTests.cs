@@ -82,8 +82,7 @@ public sealed class FaultInjectionTests(FaultSystem system, ITestOutputHelper ou
         var random = new Random(seed);
 
         using var api = system.Client();
-        var form = new MultipartFormDataContent { { new ByteArrayContent(await File.ReadAllBytesAsync(Path.Combine(SystemUnderTest.Root, "data", "identity.json"))), "file", "identity.json" } };
-        var dataset = JsonNode.Parse(await (await api.PostAsync("/v1/datasets", form)).Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        var dataset = await SystemUnderTest.UploadDatasetIdAsync(api, "identity.json");
         var jobs = new List<Guid>();
         for (int i = 0; i < jobCount; i++)
         {

@@ -32,8 +32,7 @@ public sealed class HostSplitBrainTests(SplitBrainSystem system) : IClassFixture
     public async Task HostStoppedPastTheTimeout_RunMovesOnce_EachStepLoggedOnceAndOneTrainerAtATime()
     {
         using var api = system.Client();
-        var form = new MultipartFormDataContent { { new ByteArrayContent(await File.ReadAllBytesAsync(Path.Combine(SystemUnderTest.Root, "data", "identity.json"))), "file", "identity.json" } };
-        var dataset = JsonNode.Parse(await (await api.PostAsync("/v1/datasets", form)).Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        var dataset = await SystemUnderTest.UploadDatasetIdAsync(api, "identity.json");
         var submitted = await api.PostAsJsonAsync("/v1/jobs", new { model_name_or_path = "builtin:tiny-llama", dataset, sequence_parallel_size = 2, max_steps = 16, seed = 77 });
         Assert.True(submitted.IsSuccessStatusCode, await submitted.Content.ReadAsStringAsync());
         var job = (await submitted.Content.ReadFromJsonAsync<JobDto>(WireJson.Options))!.Id;

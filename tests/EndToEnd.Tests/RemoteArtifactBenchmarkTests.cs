@@ -41,8 +41,7 @@ public sealed class RemoteArtifactBenchmarkTests(ITestOutputHelper output)
             var name = $"bench-{Guid.NewGuid():N}"[..14];
             var hostId = (await (await host.PostAsJsonAsync("/v1/hosts/register", new RegisterHostRequest(name, [new SlotSpec("cpu", null)], ArtifactAccess.Remote), WireJson.Options))
                 .Content.ReadFromJsonAsync<RegisterHostResponse>(WireJson.Options))!.HostId;
-            using var form = new MultipartFormDataContent { { new ByteArrayContent(await File.ReadAllBytesAsync(Path.Combine(SystemUnderTest.Root, "data", "identity.json"))), "file", "identity.json" } };
-            var dataset = JsonNode.Parse(await (await admin.PostAsync("/v1/datasets", form)).Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+            var dataset = await SystemUnderTest.UploadDatasetIdAsync(admin, "identity.json");
             var job = (await (await admin.PostAsJsonAsync("/v1/jobs", new { model_name_or_path = "builtin:tiny-llama", dataset, max_steps = 2 }))
                 .Content.ReadFromJsonAsync<JobDto>(WireJson.Options))!.Id;
             var run = await StartAsync(host, hostId, job);

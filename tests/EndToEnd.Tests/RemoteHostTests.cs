@@ -44,7 +44,7 @@ public sealed class RemoteHostTests
             var first = await StartHostAsync(system, api, a, "a", roots);
             await WaitFor(async () => (await api.GetStringAsync("/v1/hosts")).Contains(first.Name), TimeSpan.FromSeconds(120), system);
 
-            var dataset = await Upload(api, "alpaca_en_demo.json");
+            var dataset = await SystemUnderTest.UploadDatasetIdAsync(api, "alpaca_en_demo.json");
             var submitted = await api.PostAsJsonAsync("/v1/jobs", new JsonObject
             {
                 ["model_name_or_path"] = "builtin:tiny-llama", ["stage"] = "sft", ["dataset"] = dataset,
@@ -118,15 +118,6 @@ public sealed class RemoteHostTests
         var argv = ns.Command([system.DataDir], "dotnet", Path.Combine(SystemUnderTest.Bin("Trainer"), "trainer.dll"), "host", "--api", $"http://{ns.RootAddress}:{system.Port}",
             "--token-file", keyFile, "--slots", "2", "--name", name, "--state-dir", Path.Combine(root, "state"), "--artifacts", "remote");
         return new NamespaceHost(name, root, system.StartHostProcess($"host-{label}", argv, [], root, sharedDataDir: false));
-    }
-
-    private static async Task<string> Upload(HttpClient api, string file)
-    {
-        using var form = new MultipartFormDataContent();
-        form.Add(new StreamContent(File.OpenRead(Path.Combine(SystemUnderTest.Root, "data", file))), "file", file);
-        var response = await api.PostAsync("/v1/datasets", form);
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        return (await response.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<string>();
     }
 
     private static async Task WaitFor(Func<Task<bool>> condition, TimeSpan timeout, SystemUnderTest system)

@@ -16,6 +16,20 @@ public class SystemUnderTest : IAsyncLifetime
     public static readonly string Root = FindRoot();
     public static string Bin(string project) => Path.Combine(Root, "src", project, "bin", "Release", "net10.0", "linux-x64");
 
+    /// <summary>Uploads one of the repository's data/ files as a dataset (201 asserted); returns the dataset as the API answered it.</summary>
+    public static async Task<System.Text.Json.Nodes.JsonObject> UploadDatasetAsync(HttpClient api, string file)
+    {
+        using var form = new MultipartFormDataContent();
+        form.Add(new StreamContent(File.OpenRead(Path.Combine(Root, "data", file))), "file", file);
+        var response = await api.PostAsync("/v1/datasets", form);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsObject();
+    }
+
+    /// <summary>The id of <see cref="UploadDatasetAsync"/>'s dataset.</summary>
+    public static async Task<string> UploadDatasetIdAsync(HttpClient api, string file) =>
+        (await UploadDatasetAsync(api, file))["id"]!.GetValue<string>();
+
     public string DataDir { get; } = Directory.CreateTempSubdirectory("longseq-e2e-").FullName;
     public string AdminKey { get; } = "lsk_e2e_admin_" + Guid.NewGuid().ToString("N");
     public string HostKey { get; } = "lsk_e2e_host_" + Guid.NewGuid().ToString("N");

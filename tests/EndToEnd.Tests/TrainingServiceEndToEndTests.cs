@@ -22,7 +22,7 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
     public async Task SftJob_SequenceParallel2_StreamsProgressSucceedsAndModelLoadsBack()
     {
         using var api = system.Client();
-        var dataset = await Upload(api, "identity.json");
+        var dataset = await SystemUnderTest.UploadDatasetAsync(api, "identity.json");
         Assert.Equal("alpaca", dataset["format"]!.GetValue<string>());
 
         await using var hub = await Hub();
@@ -83,7 +83,7 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
     public async Task DpoJob_PreferenceData_SucceedsWithRewardMetrics()
     {
         using var api = system.Client();
-        var dataset = await Upload(api, "dpo_en_demo.json");
+        var dataset = await SystemUnderTest.UploadDatasetAsync(api, "dpo_en_demo.json");
         Assert.True(dataset["is_preference"]!.GetValue<bool>());
         var job = await Submit(api, new()
         {
@@ -104,7 +104,7 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
     public async Task HostKilledMidRun_RestartedHost_ResumesFromCheckpointAndSucceeds()
     {
         using var api = system.Client();
-        var dataset = await Upload(api, "alpaca_en_demo.json");
+        var dataset = await SystemUnderTest.UploadDatasetAsync(api, "alpaca_en_demo.json");
         var job = await Submit(api, new()
         {
             ["model_name_or_path"] = "builtin:tiny-llama", ["stage"] = "sft", ["dataset"] = dataset["id"]!.GetValue<string>(),
@@ -137,15 +137,6 @@ public class TrainingServiceEndToEndTests(SystemUnderTest system) : IClassFixtur
             .Build();
         await hub.StartAsync();
         return hub;
-    }
-
-    private static async Task<JsonObject> Upload(HttpClient api, string file)
-    {
-        using var form = new MultipartFormDataContent();
-        form.Add(new StreamContent(File.OpenRead(Path.Combine(SystemUnderTest.Root, "data", file))), "file", file);
-        var response = await api.PostAsync("/v1/datasets", form);
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        return (await response.Content.ReadFromJsonAsync<JsonObject>())!;
     }
 
     private static async Task<Guid> Submit(HttpClient api, JsonObject spec)

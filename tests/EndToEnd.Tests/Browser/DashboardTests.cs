@@ -131,7 +131,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
     {
         var key = await TenantKey();
         using var api = system.Client(key);
-        var dataset = await Upload(api, "identity.json");
+        var dataset = await SystemUnderTest.UploadDatasetIdAsync(api, "identity.json");
         var job = await Submit(api, new()
         {
             ["model_name_or_path"] = "builtin:tiny-llama", ["dataset"] = dataset, ["max_steps"] = 400, ["logging_steps"] = 1,
@@ -176,7 +176,7 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
     {
         var key = await TenantKey();
         using var api = system.Client(key);
-        var dataset = await Upload(api, "dpo_en_demo.json");
+        var dataset = await SystemUnderTest.UploadDatasetIdAsync(api, "dpo_en_demo.json");
         var job = await Submit(api, new()
         {
             ["model_name_or_path"] = "builtin:tiny-qwen2", ["stage"] = "dpo", ["finetuning_type"] = "lora", ["dataset"] = dataset, ["sequence_parallel_size"] = 2,
@@ -257,15 +257,6 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
     {
         await _page.EvaluateAsync("() => window.scrollTo(0, 0)");
         await _page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, name), FullPage = true });
-    }
-
-    private static async Task<string> Upload(HttpClient api, string file)
-    {
-        using var form = new MultipartFormDataContent();
-        form.Add(new StreamContent(File.OpenRead(Path.Combine(SystemUnderTest.Root, "data", file))), "file", file);
-        var response = await api.PostAsync("/v1/datasets", form);
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        return (await response.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<string>();
     }
 
     private static async Task<Guid> Submit(HttpClient api, JsonObject spec)
