@@ -132,8 +132,8 @@ public static class MemoryModel
     /// <summary>The SwiGLU MLP's share of <see cref="LayerBytesPerToken"/>: gate, silu(gate), up, their product.</summary>
     private static long MlpBytesPerToken(ModelDims m, long b) => 4 * b * m.Intermediate;
 
-    /// <summary>Tokens per MLP tile under checkpointing: the trainer's Mlp.DefaultTileTokens rule, max(hidden, 256).</summary>
-    public static int MlpTileTokens(ModelDims m) => Math.Max(m.Hidden, 256);
+    /// <summary>Tokens per MLP tile under checkpointing: the trainer's rule (<see cref="MlpTile"/>).</summary>
+    public static int MlpTileTokens(ModelDims m) => MlpTile.Tokens(m.Hidden);
 
     /// <summary>Per token outside the layers: the final norm (its output feeds the head) and the RoPE cos/sin tables.</summary>
     private static long StackBytesPerToken(ModelDims m, long b) => NormCastBytes(m, b) + 2 * b * m.Hidden + 2L * m.HeadDim * b;

@@ -29,9 +29,8 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     /// <summary>The LoRA dropout stream, replayed when a tile is recomputed in backward.</summary>
     public DropoutRandom? DropoutRandom { get; set; }
 
-    /// <summary>ALST's tile rule: tiles of about hidden_size tokens, so a tile's (tile, I) activations are
-    /// about the size of one (H, I) weight.</summary>
-    public static int DefaultTileTokens(ModelConfig cfg) => Math.Max(cfg.HiddenSize, 256);
+    /// <summary>ALST's tile rule (<see cref="Shared.Memory.MlpTile"/>): tiles of about hidden_size tokens.</summary>
+    public static int DefaultTileTokens(ModelConfig cfg) => Shared.Memory.MlpTile.Tokens(cfg.HiddenSize);
 
     /// <param name="x">(B, T, H)</param>
     public override Tensor forward(Tensor x) =>
