@@ -48,6 +48,18 @@ public sealed class CliArgs
         return int.TryParse(v, out var x) ? x : throw new CliException($"--{key.Replace('_', '-')}: expected a whole number, got '{v}'");
     }
 
+    /// <summary>true/1/yes or false/0/no (any case); <paramref name="fallback"/> when the key is absent.</summary>
+    public bool Bool(string key, bool fallback)
+    {
+        var v = Get(key);
+        return v is null ? fallback : v.ToLowerInvariant() switch
+        {
+            "true" or "1" or "yes" => true,
+            "false" or "0" or "no" => false,
+            _ => throw new CliException($"--{key.Replace('_', '-')}: expected true or false, got '{v}'"),
+        };
+    }
+
     public int[] IntList(string key, string example)
     {
         var v = Require(key, example);

@@ -29,7 +29,7 @@ public static class DataBench
         if (cli.Has("find_max_len")) throw new CliException("--find-max-len searches synthetic lengths; leave out --dataset");
         var model = cli.Require("model", "/models/qwen2.5-0.5b (a model directory with tokenizer.json)");
         var dataset = Path.GetFullPath(cli.Require("dataset", "data/alpaca_en_demo.json"));
-        bool packing = ParseBool(cli, "packing");
+        bool packing = cli.Bool("packing", false);
         int sp = cli.Int("sp", 1), steps = cli.Int("steps", 3), warmup = cli.Int("warmup", 1);
         var dtype = CheckRuns.ParseDtype(cli.Get("dtype"));
         var output = Directory.CreateTempSubdirectory("longseq-databench-").FullName;
@@ -94,13 +94,6 @@ public static class DataBench
     /// <summary>Every label-bearing token of the data (one epoch's useful work).</summary>
     private static long LabelTokens(TrainingData data) =>
         data.Packed?.Sum(r => (long)r.LabelCount) ?? data.Sft?.Sum(s => (long)SftObjective.ShiftedLabelCount(s)) ?? 0;
-
-    private static bool ParseBool(CliArgs cli, string key) => (cli.Get(key) ?? "false").ToLowerInvariant() switch
-    {
-        "true" or "1" or "yes" => true,
-        "false" or "0" or "no" => false,
-        var v => throw new CliException($"--{key}: expected true or false, got '{v}'"),
-    };
 }
 
 /// <summary>

@@ -23,7 +23,7 @@ public static class ParityCommand
     public static int Run(string[] args)
     {
         var cli = CliArgs.Parse(args, new HashSet<string> { "json", "gradient_checkpointing" });
-        if (cli.Get("packing") is { } packing && ParseBool("packing", packing)) return RunPacked(cli);
+        if (cli.Bool("packing", false)) return RunPacked(cli);
         cli.RejectUnknown(Known);
         var model = cli.Require("model", "builtin:tiny-llama");
         var shape = CheckRuns.Shape(model);
@@ -154,13 +154,6 @@ public static class ParityCommand
             ["passed"] = lossDiff <= lossTol && gradRel <= gradTol && paramAbs <= paramTol,
         };
     }
-
-    private static bool ParseBool(string key, string value) => value.ToLowerInvariant() switch
-    {
-        "true" or "1" or "yes" => true,
-        "false" or "0" or "no" => false,
-        _ => throw new CliException($"--{key}: expected true or false, got '{value}'"),
-    };
 
     private static string Show(JsonNode? x) => x is null ? "n/a" : x.GetValue<double>().ToString("0.###e+0");
 
