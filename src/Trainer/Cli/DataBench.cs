@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Parallel;
 using LongSeqService.Trainer.Training;
 
@@ -99,7 +100,7 @@ public static class DataBench
 /// <summary>
 /// The attention work of each ring rank for a batch row, counted: a token at position p of its document attends
 /// to p + 1 keys (causal, same document — position ids restart per packed example), and the layout decides
-/// which tokens a rank holds. The row is padded to the layout's multiple as the collator pads it; padding
+/// which tokens a rank holds. The row is padded as the trainer's collator pads it (to 2·SP, every layout); padding
 /// attends to nothing.
 /// </summary>
 public static class AttentionWork
@@ -120,7 +121,7 @@ public static class AttentionWork
     /// <summary>Same-document causal pairs per rank for one row.</summary>
     public static long[] PerRank(int[] positions, RingLayout layout, int ranks)
     {
-        int multiple = layout == RingLayout.Zigzag ? 2 * ranks : ranks;
+        int multiple = Collator.SequenceParallelMultiple(ranks);                 // padded as the trainer's collator pads it
         long padded = (positions.Length + multiple - 1) / multiple * multiple;
         var pairs = new long[ranks];
         for (int r = 0; r < ranks; r++)

@@ -53,6 +53,10 @@ public sealed class Collator
     public static Collator For(TextTokenizer tokenizer, int padToMultipleOf = 1, bool shiftLabels = false) =>
         new(tokenizer.PadId ?? tokenizer.EosId ?? 0, padToMultipleOf, shiftLabels);
 
+    /// <summary>What a training row is padded to a multiple of under sequence parallelism over <paramref name="sp"/> ranks:
+    /// 2·SP for every layout (the zigzag split needs 2·SP chunks; the others are cut on the same grid).</summary>
+    public static int SequenceParallelMultiple(int sp) => 2 * sp;
+
     public int PadId { get; }
     public int PadToMultipleOf { get; }
     public bool ShiftLabels { get; }

@@ -63,7 +63,7 @@ public sealed class RankTrainer : IDisposable
     {
         (_ctx, _spec, _model, _reference, _schedule, _lr) = (ctx, spec, model, reference, schedule, lr);
         // Labels are shifted before the split (design §4), padded to a multiple of 2·sp for the zigzag chunks.
-        var collator = new Collator(padId, 2 * ctx.Sp.WorldSize, shiftLabels: true);
+        var collator = new Collator(padId, Collator.SequenceParallelMultiple(ctx.Sp.WorldSize), shiftLabels: true);
         _trainable = [.. model.parameters().Where(p => p.requires_grad)];
         States = ModelStates.Create(spec.ZeroStage, ctx.World, model, reference, spec);
         // Built on the initial weights: with precompute_ref_logps DPO computes its reference log-probs now.

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LongSeqService.Trainer.Cli;
+using LongSeqService.Trainer.Data;
 using LongSeqService.Trainer.Parallel;
 
 namespace LongSeqService.Trainer.Tests.Cli;
@@ -22,7 +23,7 @@ public class DataBenchTests
 
         var counted = AttentionWork.PerRank(positions, layout, ranks);
 
-        int multiple = zigzag ? 2 * ranks : ranks, padded = (docs.Count + multiple - 1) / multiple * multiple;
+        int multiple = Collator.SequenceParallelMultiple(ranks), padded = (docs.Count + multiple - 1) / multiple * multiple;
         for (int r = 0; r < ranks; r++)
         {
             var mine = zigzag ? ZigzagSplit.Indices(r, ranks, padded) : ZigzagSplit.ContiguousIndices(r, ranks, padded);
