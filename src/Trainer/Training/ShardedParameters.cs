@@ -126,10 +126,16 @@ public sealed class ShardedParameters : IParameterGather, IDisposable
         if (u.Gathered is not null) throw new InvalidOperationException($"zero_stage 3: {unit.GetName()} is gathered twice");
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        long a = Math.Max(u.From, Flat.Start), b = Math.Min(u.To, Flat.End);
-        var mine = Shard.narrow(0, Math.Min(a, Flat.End) - Flat.Start, Math.Max(0, b - a));
+        var (from, length) = Overlap(u, _world.Rank);
+        var mine = Shard.narrow(0, from - Flat.Start, length);
         Tensor window = null!;
         ModelStates.Timed(ref _communication, () => window = _world.AllGather(mine, 0));       // (u.To − u.From)
+        Install(u, window);
+    }
+
+    /// <summary>Points the unit's parameters into its gathered window (u.To − u.From) and keeps the window until released.</summary>
+    private void Install(Unit u, Tensor window)
+    {
         foreach (var i in u.Indices)
             _params[i].set_(window.narrow(0, Flat.StartOf(i) - u.From, Flat.Sizes[i]).view(_shapes[i]));
         u.Gathered = window.DetachFromDisposeScope();
@@ -187,10 +193,7 @@ public sealed class ShardedParameters : IParameterGather, IDisposable
             using var scope = NewDisposeScope();
             Tensor? window = null;
             ModelStates.Timed(ref _communication, () => window = GatherUnitOn(u, root));
-            if (window is null) continue;
-            foreach (var i in u.Indices)
-                _params[i].set_(window.narrow(0, Flat.StartOf(i) - u.From, Flat.Sizes[i]).view(_shapes[i]));
-            u.Gathered = window.DetachFromDisposeScope();
+            if (window is not null) Install(u, window);
         }
         return new ReleaseScope(this);
     }
@@ -199,26 +202,29 @@ public sealed class ShardedParameters : IParameterGather, IDisposable
     private Tensor? GatherUnitOn(Unit u, int root)
     {
         const int tag = 7301;                                  // no other traffic runs during a save
-        (long From, long Length) Overlap(int rank)
-        {
-            var (start, end) = Flat.RangeOf(rank);
-            long a = Math.Max(u.From, start), b = Math.Min(u.To, end);
-            return (a, Math.Max(0, b - a));
-        }
         if (_world.Rank != root)
         {
-            var (from, length) = Overlap(_world.Rank);
+            var (from, length) = Overlap(u, _world.Rank);
             if (length > 0) _world.Send(Shard.narrow(0, from - Flat.Start, length), root, tag);
             return null;
         }
         var pieces = new List<Tensor>();
         for (int r = 0; r < _world.WorldSize; r++)
         {
-            var (from, length) = Overlap(r);
+            var (from, length) = Overlap(u, r);
             if (length == 0) continue;
             pieces.Add(r == root ? Shard.narrow(0, from - Flat.Start, length) : _world.Recv(r, tag));
         }
         return cat(pieces.ToArray());
+    }
+
+    /// <summary>Where rank <paramref name="rank"/>'s partition meets the unit: its first flat index (clamped into the
+    /// partition when they do not meet) and how many elements they share.</summary>
+    private (long From, long Length) Overlap(Unit u, int rank)
+    {
+        var (start, end) = Flat.RangeOf(rank);
+        long a = Math.Max(u.From, start), b = Math.Min(u.To, end);
+        return (Math.Min(a, end), Math.Max(0, b - a));
     }
 
     private sealed class ReleaseScope(ShardedParameters owner) : IDisposable
