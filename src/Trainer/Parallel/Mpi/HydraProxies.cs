@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using LongSeqService.Shared.Jobs;
 
@@ -7,36 +8,42 @@ namespace LongSeqService.Trainer.Parallel.Mpi;
 /// Which host of a world on several hosts was lost. mpiexec starts one child per host — the launcher (ssh, or
 /// <c>-launcher-exec</c>) that runs Hydra's proxy there, with <c>--proxy-id N</c> (N: the host's place in
 /// <c>-hosts</c>) on its command line — and when a host dies, its child ends (the connection closed) and
-/// mpiexec ends the whole job, saying only that a proxy's connection closed. Watching those children
-/// while the job runs tells which one ended first.
+/// mpiexec ends the whole job, saying only that a proxy's connection closed. Each child found is watched
+/// through a pidfd (<c>pidfd_open</c>), which becomes readable the moment that process ends, reaped or not:
+/// the first to end is the lost host. Polling <c>/proc</c> instead missed it whenever mpiexec ended the job
+/// between two looks (it does within milliseconds on an idle machine).
 /// </summary>
 internal sealed partial class HydraProxies(int mpiexecPid, IReadOnlyList<MpiHost> hosts)
 {
-    private readonly Dictionary<int, int> _hostOfPid = [];
+    private readonly HashSet<int> _watched = [];
     private long _nextLook;
+    private MpiHost? _lost;
 
     /// <summary>The host whose proxy ended first, once one has.</summary>
-    public MpiHost? Lost { get; private set; }
+    public MpiHost? Lost => Volatile.Read(ref _lost);
 
-    /// <summary>Called while the job runs; looks at most every 100 ms.</summary>
+    /// <summary>Called while the job runs, until every host's proxy is watched; looks at most every 100 ms.</summary>
     public void Look()
     {
-        if (Lost != null || Environment.TickCount64 < _nextLook) return;
+        if (_watched.Count >= hosts.Count || Environment.TickCount64 < _nextLook) return;
         _nextLook = Environment.TickCount64 + 100;
-        if (_hostOfPid.Count < hosts.Count)
-            foreach (var pid in Read($"/proc/{mpiexecPid}/task/{mpiexecPid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse))
-                if (!_hostOfPid.ContainsKey(pid) && ProxyId().Match(Read($"/proc/{pid}/cmdline").Replace('\0', ' ')) is { Success: true } m)
-                    _hostOfPid[pid] = int.Parse(m.Groups[1].Value);
-        foreach (var (pid, host) in _hostOfPid)
+        foreach (var pid in Read($"/proc/{mpiexecPid}/task/{mpiexecPid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse))
         {
-            var stat = Read($"/proc/{pid}/stat");
-            // "pid (comm) state …": gone, or a zombie mpiexec has not reaped yet.
-            if (stat.Length == 0 || stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z'))
-            {
-                Lost = hosts[host];
-                return;
-            }
+            if (_watched.Contains(pid) || ProxyId().Match(Read($"/proc/{pid}/cmdline").Replace('\0', ' ')) is not { Success: true } m) continue;
+            var fd = PidfdOpen(pid);
+            if (fd < 0) continue;                                         // already gone and reaped: not the one that ended first
+            _watched.Add(pid);
+            var host = hosts[int.Parse(m.Groups[1].Value)];
+            new Thread(() => WaitForEnd(fd, host)) { IsBackground = true, Name = $"hydra-proxy-{host.Name}" }.Start();
         }
+    }
+
+    private void WaitForEnd(int fd, MpiHost host)
+    {
+        var poll = new PollFd { Fd = fd, Events = PollIn };
+        while (Poll(ref poll, 1, -1) < 0 && Marshal.GetLastPInvokeError() == EintrErrno) { }
+        Interlocked.CompareExchange(ref _lost, host, null);
+        Close(fd);
     }
 
     /// <summary>
@@ -54,6 +61,24 @@ internal sealed partial class HydraProxies(int mpiexecPid, IReadOnlyList<MpiHost
         catch (IOException) { return ""; }
         catch (UnauthorizedAccessException) { return ""; }
     }
+
+    private const long SysPidfdOpen = 434;                                // the same number on x86-64 and arm64
+    private const short PollIn = 0x1;
+    private const int EintrErrno = 4;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    private static int PidfdOpen(int pid) => (int)Syscall(SysPidfdOpen, pid, 0);
+
+    [DllImport("libc", EntryPoint = "syscall", SetLastError = true)] private static extern long Syscall(long number, int pid, uint flags);
+    [DllImport("libc", EntryPoint = "poll", SetLastError = true)] private static extern int Poll(ref PollFd fds, ulong count, int timeout);
+    [DllImport("libc", EntryPoint = "close")] private static extern int Close(int fd);
 
     [GeneratedRegex(@"--proxy-id (\d+)")]
     private static partial Regex ProxyId();

@@ -227,6 +227,8 @@ public sealed unsafe class MpiCollectives : ICollectives
         return new MpiCollectives(comm, _worldRank);
     }
 
+    private static readonly TimeSpan AbortForwardingPause = TimeSpan.FromMilliseconds(300);
+
     /// <summary>
     /// Reports the failure (one line on stderr that the launcher reads) and ends the whole job: MPI_Abort
     /// makes mpiexec kill every rank, so nobody is left waiting for this one.
@@ -234,6 +236,10 @@ public sealed unsafe class MpiCollectives : ICollectives
     public void Abort(Exception reason)
     {
         RankFailureReport.Write(_worldRank, reason);
+        // A rank on another host has only that stderr line to tell the launcher why. Hydra's proxy forwards it
+        // from a pipe, and MPI_Abort's teardown can kill the proxy before it has: the line was lost in about one
+        // launch of ten (SpanningWorldTests). A moment's pause lets the proxy forward it first.
+        Thread.Sleep(AbortForwardingPause);
         MpiNative.Abort(MpiNative.CommWorld, 1);
     }
 
