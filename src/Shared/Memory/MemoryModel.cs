@@ -75,17 +75,13 @@ public static class MemoryModel
         var working = recomputes
             ? new MemoryTerm("layer_working_set", 2 * recomputed, $"one layer's recomputed activations (the MLP's of one {MlpTileTokens(m)}-token tile) and their gradients")
             : new MemoryTerm("layer_working_set", t * layer, "one layer's transients");
-        // A checkpointed unit's backward hands its input's and its parameters' gradients to autograd from C#, whose
-        // micro-batch scope keeps them to the end of backward (measured with LONGSEQ_MEMORY_PROBE: +t·H·b per layer
-        // done); the engine accumulates a copy of the parameters'. Stage 3 reduce-scatters and frees the parameters'.
-        var heldInputGradients = new MemoryTerm("held_input_gradients", recomputes ? m.Layers * t * m.Hidden * b : 0,
-            $"{m.Layers} checkpointed layers' input gradients (t × {m.Hidden} × {b} B each), kept by the micro-batch scope");
-        var heldLayerGradients = new MemoryTerm("held_layer_gradients", recomputes && r.ZeroStage < 3 && !r.IsLora ? m.Layers * m.LayerParameters * b : 0,
-            "the checkpointed layers' parameter gradients as returned, beside the engine's accumulated copy");
-        // The fused loss returns the head's (V, H) gradient from C# too: that tensor stays alive beside the .grad the
-        // engine made from it. Tied, the embedding's dense (V, H) gradient then meets both at the end of backward.
-        var heldHeadGradient = new MemoryTerm("held_head_gradient", r.IsLora || r.ZeroStage >= 3 ? 0 : (long)m.Vocab * m.Hidden * b,
-            "the fused loss's (V, H) gradient as returned, beside the head's .grad");
+        // What a custom backward hands to the engine (a checkpointed layer's input gradient, the fused loss's hidden
+        // gradient) is released as soon as the engine holds it, and the parameters' gradients go straight into .grad
+        // (Trainer/Model/HandedOver): before that, the micro-batch scope kept every layer's input gradient and a second
+        // copy of every layer's and the head's weight gradients to the end of backward (measured with LONGSEQ_MEMORY_PROBE).
+        // Backward runs from the last layer to the first: while a layer works, the layers after it have their .grad.
+        var laterLayerGradients = new MemoryTerm("later_layer_gradients", r.IsLora || r.ZeroStage >= 3 ? 0 : (m.Layers - 1) * m.LayerParameters * b,
+            $"the .grad of the {m.Layers - 1} layers whose backward is done, at the first layer's");
         var embeddingGradient = new MemoryTerm("embedding_gradient", r.IsLora || r.ZeroStage >= 3 || !m.TiedEmbeddings ? 0 : (long)m.Vocab * m.Hidden * b,
             "the embedding's dense (V, H) gradient before it is added into the tied weight's .grad");
         var attention = AttentionTerms(m, r, t, b);
@@ -103,10 +99,10 @@ public static class MemoryModel
             // when the log-softmax is freed, the logits' gradient and the head's gradient are alive together.
             new("loss_backward", [activations, lossPeak, gatheredHead, .. lossHeld.Where(x => x.Name != "logits_held")]),
             new("head_backward", [activations, .. lossHeld, lossGradient, headGradient, gatheredHead]),
-            new("layer_backward", [activations, working, .. attention, .. lossHeld, heldHeadGradient, heldInputGradients,
+            new("layer_backward", [activations, working, .. attention, .. lossHeld, laterLayerGradients,
                 .. (r.ZeroStage >= 3 ? Array.Empty<MemoryTerm>() : [headGradient])]),   // ZeRO-3: reduce-scattered after the head's backward
             // The embedding's backward, after every layer's: their working sets are freed, what the scope keeps is not.
-            new("backward_end", [gradients, .. lossHeld, heldHeadGradient, embeddingGradient, heldInputGradients, heldLayerGradients, gatheredEmbedding,
+            new("backward_end", [gradients, .. lossHeld, embeddingGradient, gatheredEmbedding,
                 .. (recomputes ? Array.Empty<MemoryTerm>() : [working, .. attention])]),
             new("optimizer_step", [gradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, m, trainable, b, Shard)]),
         };

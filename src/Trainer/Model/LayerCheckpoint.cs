@@ -11,9 +11,9 @@ namespace LongSeqService.Trainer.Model;
 /// Backward: re-runs the very same body with grad enabled — so the IAttention is called again through
 /// the same code path (under sequence parallelism that repeats the ring exchange, in the same order on
 /// every rank) — and backpropagates the incoming gradient through it.
-/// The unit's trainable parameters are explicit inputs of the function: their gradients are returned to
-/// the autograd engine (which accumulates them), and the function stays in the graph even when no input
-/// needs a gradient (LoRA with frozen embeddings).
+/// The unit's trainable parameters are explicit inputs of the function, so that it stays in the graph even
+/// when no input needs a gradient (LoRA with frozen embeddings); their gradients are added into <c>.grad</c>
+/// here rather than returned (<see cref="HandedOver.AccumulateInto"/>: returned, the engine kept a copy).
 /// Under ZeRO stage 3 (<see cref="IParameterGather"/>) the recomputation is where the weights are
 /// gathered again: forward gathers, runs and releases; backward gathers, recomputes, reduce-scatters the
 /// parameter gradients (none go back to the engine) and releases — so only one unit's full weights and
@@ -79,6 +79,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
         Training.MemoryProbe.Mark("unit_backward");
+        HandedOver.ReleaseAll();
         var state = (State)ctx.get_data("state");
         var saved = ctx.get_saved_variables();
         int count = state.InputNeedsGrad.Length;
@@ -111,18 +112,20 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
 
             var next = 0;
             for (var i = 0; i < count; i++)
-                if (state.InputNeedsGrad[i]) grads[FirstTensorArg + i] = Defined(inputGrads[next++])?.MoveToOuterDisposeScope();
+                if (state.InputNeedsGrad[i]) grads[FirstTensorArg + i] = HandedOver.Gradient(Defined(inputGrads[next++])?.MoveToOuterDisposeScope());
             var parameterGrads = state.Trainable.Select(_ => Defined(inputGrads[next++])).ToArray();
             if (state.Gather is { } gather)
             {
                 if (parameterGrads.Length > 0) gather.ReduceScatter(state.Unit, parameterGrads);   // then freed with this scope
             }
             else
-                for (var i = 0; i < parameterGrads.Length; i++) grads[FirstTensorArg + count + i] = parameterGrads[i]?.MoveToOuterDisposeScope();
+                for (var i = 0; i < parameterGrads.Length; i++)
+                    if (parameterGrads[i] is { } g) HandedOver.AccumulateInto(state.Trainable[i], g);   // none go back to the engine
         }
         finally
         {
             state.Gather?.Release(state.Unit);
+            gradOutput.Dispose();                                                           // TorchSharp's wrapper, in the caller's scope otherwise
         }
         Training.MemoryProbe.Mark("unit_backward_end");
         return grads!;

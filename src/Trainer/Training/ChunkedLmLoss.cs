@@ -1,5 +1,6 @@
 using LongSeqService.Trainer.Model;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace LongSeqService.Trainer.Training;
@@ -18,14 +19,16 @@ namespace LongSeqService.Trainer.Training;
 /// </summary>
 public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
 {
-    // Argument layout of apply(): the chunk size first, then the tensors.
-    private const int ChunkArg = 0, HiddenArg = 1, WeightArg = 2, LabelsArg = 3;
+    // Argument layout of apply(): the chunk size and the parameter to accumulate into first, then the tensors.
+    private const int ChunkArg = 0, IntoArg = 1, HiddenArg = 2, WeightArg = 3, LabelsArg = 4;
 
     public override string Name => nameof(ChunkedLmLoss);
 
     /// <summary>(B, T, H) hidden and (B, T) shifted labels (−100: no loss) → (B, T) per-token NLL, 0 at ignored
-    /// positions, in float32 (float64 for float64 models). <paramref name="weight"/> is the (V, H) head.</summary>
-    public static Tensor TokenNll(Tensor hidden, Tensor weight, Tensor labels, int chunkTokens)
+    /// positions, in float32 (float64 for float64 models). <paramref name="weight"/> is the (V, H) head. With
+    /// <paramref name="gradientInto"/> (the head's own parameter, outside a ZeRO-3 unit) backward adds the head's
+    /// gradient into its <c>.grad</c> rather than returning it (<see cref="HandedOver.AccumulateInto"/>).</summary>
+    public static Tensor TokenNll(Tensor hidden, Tensor weight, Tensor labels, int chunkTokens, Parameter? gradientInto = null)
     {
         if (chunkTokens <= 0) throw new ArgumentOutOfRangeException(nameof(chunkTokens), chunkTokens, "the loss chunk must hold at least one token");
         var (b, t, h) = (hidden.shape[0], hidden.shape[1], hidden.shape[2]);
@@ -33,7 +36,7 @@ public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
         var flatLabels = labels.reshape(b * t);                                            // (N)
         bool needsGrad = is_grad_enabled() && (hidden.requires_grad || weight.requires_grad);
         var nll = needsGrad
-            ? apply(chunkTokens, flatHidden, weight, flatLabels)
+            ? apply(chunkTokens, gradientInto is null ? null! : new GradientTarget(gradientInto), flatHidden, weight, flatLabels)
             : Forward(flatHidden, weight, flatLabels, chunkTokens).Nll;
         return nll.reshape(b, t);                                                          // (B, T)
     }
@@ -41,14 +44,17 @@ public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
     /// <summary>The accumulation type of the softmax statistics.</summary>
     public static ScalarType AccumulationType(ScalarType dtype) => dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 
-    private sealed record Saved(long Tokens, bool HiddenNeedsGrad, bool WeightNeedsGrad, int ChunkTokens);
+    // Not the Parameter itself among apply()'s arguments: a tensor there would be one more input of the function.
+    private sealed record GradientTarget(Parameter Weight);
+
+    private sealed record Saved(long Tokens, bool HiddenNeedsGrad, bool WeightNeedsGrad, int ChunkTokens, Parameter? Into);
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var (chunk, hidden, weight, labels) = ((int)vars[ChunkArg], (Tensor)vars[HiddenArg], (Tensor)vars[WeightArg], (Tensor)vars[LabelsArg]);
         var f = Forward(hidden, weight, labels, chunk);
         ctx.save_for_backward([f.LabelledHidden, weight, f.Labelled, f.Rows, f.Lse]);
-        ctx.save_data("saved", new Saved(hidden.shape[0], hidden.requires_grad, weight.requires_grad, chunk));
+        ctx.save_data("saved", new Saved(hidden.shape[0], hidden.requires_grad, weight.requires_grad, chunk, (vars[IntoArg] as GradientTarget)?.Weight));
         return f.Nll;
     }
 
@@ -84,10 +90,11 @@ public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
         MemoryProbe.Mark("loss_backward");
+        HandedOver.ReleaseAll();
         var s = (Saved)ctx.get_data("saved");
         var saved = ctx.get_saved_variables();
         var (hv, weight, labelled, rows, lse) = (saved[0], saved[1], saved[2], saved[3], saved[4]);
-        var grads = new List<Tensor?> { null, null, null, null };
+        var grads = new List<Tensor?> { null, null, null, null, null };
         using var noGrad = no_grad();
         var acc = lse.dtype;
         long m = rows.shape[0];
@@ -112,8 +119,11 @@ public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
             }
         }
         if (dHidden is not null)
-            grads[HiddenArg] = zeros(s.Tokens, hv.shape[1], dtype: hv.dtype, device: hv.device).index_copy_(0, rows, dHidden); // (N, H)
-        if (dWeight is not null) grads[WeightArg] = dWeight.to(weight.dtype);
+            grads[HiddenArg] = HandedOver.Gradient(zeros(s.Tokens, hv.shape[1], dtype: hv.dtype, device: hv.device).index_copy_(0, rows, dHidden)); // (N, H)
+        if (dWeight is not null && s.Into is { } into) HandedOver.AccumulateInto(into, dWeight.to(weight.dtype));
+        else if (dWeight is not null) grads[WeightArg] = dWeight.to(weight.dtype);
+        dHidden?.Dispose();
+        gradOutput.Dispose();                                                              // TorchSharp's wrapper, in the caller's scope otherwise
         MemoryProbe.Mark("loss_backward_end");
         return grads!;
     }

@@ -53,7 +53,7 @@ public sealed class DpoObjective : ITrainingObjective
         using var scope = NewDisposeScope();
         var dpo = Compute(_train, _refLogps, examples);
         using Scalar scale = idle ? double.PositiveInfinity : denominator;   // held, not an implicit temporary (see AdamW.Update)
-        dpo.Losses.sum().div(scale).backward();
+        ObjectiveContext.Backward(dpo.Losses.sum().div(scale));
         if (!idle) _sums += Sums.Of(dpo);
     }
 

@@ -33,7 +33,7 @@ public sealed class SftObjective(ObjectiveContext c, SftRows train, SftRows val)
         var lossSum = ObjectiveContext.TokenNll(c.Model, ids, labels, pos).sum();
         using Scalar scale = idle ? double.PositiveInfinity : denominator;   // held, not an implicit temporary (see AdamW.Update)
         MemoryProbe.Mark("forward_end");
-        lossSum.div(scale).backward();
+        ObjectiveContext.Backward(lossSum.div(scale));
         MemoryProbe.Mark("backward_end");
         if (!idle) _lossSum += lossSum.ToDouble();   // this shard's share; summed over the world afterwards
     }

@@ -49,7 +49,15 @@ public sealed record ObjectiveContext(RankContext Rank, JobSpec Spec, CausalLM M
     /// <summary>(B, T/N) per-token NLL of <paramref name="model"/> on this shard through the fused head + loss
     /// (the (T, V) logits never whole); float32, float64 for float64 models.</summary>
     public static Tensor TokenNll(CausalLM model, Tensor ids, Tensor labels, Tensor positions) =>
-        model.Head(model.Hidden(ids, positions), hidden => ChunkedLmLoss.TokenNll(hidden, model.HeadWeight, labels, model.LossChunkTokens));
+        model.Head(model.Hidden(ids, positions), hidden => ChunkedLmLoss.TokenNll(hidden, model.HeadWeight, labels, model.LossChunkTokens,
+            gradientInto: model.ParameterGather is null ? model.HeadWeight : null));     // ZeRO-3's head unit collects the gradient itself
+
+    /// <summary>Backward of a micro-batch's loss, then the release of what custom backwards handed to the engine.</summary>
+    public static void Backward(Tensor loss)
+    {
+        loss.backward();
+        HandedOver.ReleaseAll();
+    }
 }
 
 public static class TrainingObjectives

@@ -34,6 +34,8 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
             BaseURL = system.BaseUrl.ToString(), ViewportSize = new() { Width = 1400, Height = 800 }, AcceptDownloads = true,
         });
         _context.SetDefaultTimeout(30_000);
+        // Expect() waits 5 s by default; the live connection took longer than that on a loaded machine (CI beside benchmarks).
+        Assertions.SetDefaultExpectTimeout(15_000);
         _page = await _context.NewPageAsync();
         _page.PageError += (_, e) => { lock (_pageErrors) _pageErrors.Add(e); };
         _page.Dialog += async (_, d) => await d.AcceptAsync();   // the cancel button asks first
