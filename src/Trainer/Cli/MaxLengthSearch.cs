@@ -12,7 +12,8 @@ namespace LongSeqService.Trainer.Cli;
 /// sequence (to within 5%) whose training step keeps every rank's peak resident memory at or under the
 /// limit, with gradient checkpointing on — 360-LLaMA-Factory's "max length by SP size" table, measured
 /// here. Each probe is a fresh launch of the ranks as processes (one SFT step, full fine-tuning, batch 1,
-/// exactly T tokens, T a multiple of 2N), so each rank's VmHWM is its own and starts clean.
+/// exactly T tokens, T a multiple of 2N), so each rank's VmHWM is its own and starts clean; a probe is stopped
+/// as soon as a rank's resident memory passes the limit (it cannot fit any more).
 /// The search doubles T from --min-len until a probe goes over the limit, then bisects.
 /// </summary>
 public static class MaxLengthSearch
@@ -95,7 +96,8 @@ public static class MaxLengthSearch
     {
         try
         {
-            var r = BenchCommand.MeasureProcesses(spec, shape, dtype, seqLen, steps: 1, warmup: 0, threads, knobs);
+            // A probe over the limit is stopped as soon as a rank passes it: no need to finish its step.
+            var r = BenchCommand.MeasureProcesses(spec, shape, dtype, seqLen, steps: 1, warmup: 0, threads, (knobs ?? new RunOptions()) with { StopAboveRankBytes = limit });
             var peaks = r["rank_peak_bytes"]!.AsArray().Select(p => (long)p!).ToArray();
             return new JsonObject
             {
@@ -103,6 +105,10 @@ public static class MaxLengthSearch
                 ["rank_peak_bytes"] = r["rank_peak_bytes"]!.DeepClone(), ["rank_baseline_bytes"] = r["rank_baseline_bytes"]!.DeepClone(),
                 ["step_seconds"] = r["step_seconds"]!.DeepClone(),
             };
+        }
+        catch (RankMemoryLimitException e)
+        {
+            return new JsonObject { ["seq_len"] = seqLen, ["fits"] = false, ["max_rank_peak_bytes"] = e.Bytes, ["stopped_early"] = true, ["error"] = e.Message };
         }
         catch (Exception e) when (e is not CliException)
         {

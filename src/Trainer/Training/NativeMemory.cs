@@ -55,12 +55,18 @@ public static partial class NativeMemory
         Close(fd);
     }
 
-    private static long StatusField(string name)
+    /// <summary>Current resident set size of process <paramref name="pid"/>, in bytes; 0 once it is gone.</summary>
+    public static long ResidentBytesOf(int pid) => StatusField("VmRSS:", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private static long StatusField(string name, string process = "self")
     {
-        if (!File.Exists("/proc/self/status")) return 0;
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith(name, StringComparison.Ordinal))
-                return long.Parse(line[name.Length..].Trim().Split(' ')[0]) * 1024;
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{process}/status"))
+                if (line.StartsWith(name, StringComparison.Ordinal))
+                    return long.Parse(line[name.Length..].Trim().Split(' ')[0]) * 1024;
+        }
+        catch (IOException) { }                                          // no /proc, or the process ended
         return 0;
     }
 }

@@ -32,7 +32,12 @@ public static class RankProcessLauncher
             string[] args = hosts is null ? ["rank-worker", requestPath] : ["rank-worker", requestPath, RankWorker.SharedOption];
             using var job = MpiJob.Start(prep.Spec.WorldSize, args, dir, hosts: hosts);
             using var events = new EventTail(Path.Combine(dir, RankProcesses.EventsFile));
-            while (!job.WaitForExit(50)) events.Drain(observer);
+            while (!job.WaitForExit(50))
+            {
+                events.Drain(observer);
+                if (options.StopAboveRankBytes is { } limit && OverLimit(job, limit) is { } over)
+                    throw new RankMemoryLimitException(over.Rank, over.Bytes, limit);     // disposing the job ends every rank
+            }
             events.Drain(observer);
             if (job.ExitCode != 0) throw job.Failure();
             return RankProcesses.ReadResult(dir);
@@ -42,4 +47,16 @@ public static class RankProcessLauncher
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
     }
+
+    private static (int Rank, long Bytes)? OverLimit(MpiJob job, long limit) =>
+        job.AnnouncedRanks().Select(r => (r.Rank, Bytes: NativeMemory.ResidentBytesOf(r.Pid))).Where(r => r.Bytes > limit)
+            .Cast<(int, long)?>().FirstOrDefault();
+}
+
+/// <summary>A rank process passed <see cref="RunOptions.StopAboveRankBytes"/>; the launch was ended.</summary>
+public sealed class RankMemoryLimitException(int rank, long bytes, long limit)
+    : Exception($"rank {rank} passed the per-rank limit: {bytes / 1048576:N0} MiB resident > {limit / 1048576:N0} MiB; the launch was stopped there")
+{
+    public int Rank => rank;
+    public long Bytes => bytes;
 }

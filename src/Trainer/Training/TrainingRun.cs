@@ -27,8 +27,11 @@ public sealed record RunResult(IReadOnlyList<StepMetrics> History, double[]? Fir
 
 /// <summary>Options for runs that are checks rather than jobs (parity, bench): no files, captured tensors, and the
 /// working-set knobs that a job takes from their rules (<see cref="Shared.Memory.LossChunk"/>, <see cref="Model.Mlp.DefaultTileTokens"/>).</summary>
+/// <param name="StopAboveRankBytes">Ranks as processes: end the launch as soon as a rank's resident memory passes
+/// this (<see cref="RankMemoryLimitException"/>) — a probe of <c>--find-max-len</c> that is over its limit need not
+/// finish its step, nor take the machine's memory with it.</param>
 public sealed record RunOptions(bool CaptureFirstGradient = false, bool CaptureFinalParameters = false, int? IntraOpThreadsPerRank = null,
-    int? LossChunkTokens = null, int? MlpTileTokens = null);
+    int? LossChunkTokens = null, int? MlpTileTokens = null, long? StopAboveRankBytes = null);
 
 /// <summary>
 /// A whole training run: sequence_parallel_size × data_parallel_size ranks over the prepared data, the

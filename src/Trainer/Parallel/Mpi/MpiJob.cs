@@ -197,14 +197,19 @@ public sealed partial class MpiJob : IDisposable
         }) { IsBackground = true, Name = "launcher-watch" }.Start();
     }
 
+    /// <summary>The ranks on this host that have announced themselves (<c>rank-R.pid</c>), with their process ids.</summary>
+    public IEnumerable<(int Rank, int Pid)> AnnouncedRanks()
+    {
+        foreach (var f in Directory.EnumerateFiles(_reportDir, "rank-*.pid"))
+            if (int.TryParse(Path.GetFileNameWithoutExtension(f)["rank-".Length..], out var rank) && int.TryParse(File.ReadAllText(f).Trim(), out var pid))
+                yield return (rank, pid);
+    }
+
     private int? RankOfPid(int pid)
     {
         lock (_output)
             if (_announced.TryGetValue(pid, out var announced)) return announced;
-        foreach (var f in Directory.EnumerateFiles(_reportDir, "rank-*.pid"))
-            if (int.TryParse(File.ReadAllText(f).Trim(), out var p) && p == pid)
-                return int.Parse(Path.GetFileNameWithoutExtension(f)["rank-".Length..]);
-        return null;
+        return AnnouncedRanks().Where(r => r.Pid == pid).Select(r => (int?)r.Rank).FirstOrDefault();
     }
 
     private static string SignalName(int status) => status switch
