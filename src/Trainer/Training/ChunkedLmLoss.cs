@@ -120,8 +120,18 @@ public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
         }
         if (dHidden is not null)
             grads[HiddenArg] = HandedOver.Gradient(zeros(s.Tokens, hv.shape[1], dtype: hv.dtype, device: hv.device).index_copy_(0, rows, dHidden)); // (N, H)
-        if (dWeight is not null && s.Into is { } into) HandedOver.AccumulateInto(into, dWeight.to(weight.dtype));
-        else if (dWeight is not null) grads[WeightArg] = dWeight.to(weight.dtype);
+        if (dWeight is not null)
+        {
+            var w = dWeight.dtype == weight.dtype ? dWeight : dWeight.to(weight.dtype);
+            if (s.Into is { } into)
+            {
+                HandedOver.AccumulateInto(into, w);
+                // This backward opens no scope: a wrapper left to the caller's would keep a (V, H) sum added into .grad alive.
+                if (!ReferenceEquals(w, dWeight)) w.Dispose();
+                dWeight.Dispose();
+            }
+            else grads[WeightArg] = w;
+        }
         dHidden?.Dispose();
         gradOutput.Dispose();                                                              // TorchSharp's wrapper, in the caller's scope otherwise
         MemoryProbe.Mark("loss_backward_end");
