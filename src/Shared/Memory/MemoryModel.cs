@@ -60,6 +60,10 @@ public static class MemoryModel
         if (r.HoldsReference) resident.Add(new("reference_model", Shard(m.Parameters * b, 3), $"frozen copy for DPO × {b} B{Sharded(3)}"));
 
         var gradients = new MemoryTerm("gradients", Shard(trainable * b, 2), $"{trainable:N0} trainable × {b} B{Sharded(2)}");
+        // Stage 3 reduce-scatters into a partition buffer allocated with the states, held from the start; below
+        // stage 3 the gradients appear during backward.
+        if (r.ZeroStage >= 3) resident.Add(gradients);
+        MemoryTerm[] stepGradients = r.ZeroStage >= 3 ? [] : [gradients];
         var headGradient = new MemoryTerm("head_gradient", r.IsLora ? 0 : (long)m.Vocab * m.Hidden * b, "the LM head's gradient, first to appear");
         long layer = LayerBytesPerToken(m, r);
         // ZeRO-3 recomputes every layer in backward (that is where it gathers the weights again), checkpointing or not.
@@ -102,9 +106,9 @@ public static class MemoryModel
             new("layer_backward", [activations, working, .. attention, .. lossHeld, laterLayerGradients,
                 .. (r.ZeroStage >= 3 ? Array.Empty<MemoryTerm>() : [headGradient])]),   // ZeRO-3: reduce-scattered after the head's backward
             // The embedding's backward, after every layer's: their working sets are freed, what the scope keeps is not.
-            new("backward_end", [gradients, .. lossHeld, embeddingGradient, gatheredEmbedding,
+            new("backward_end", [.. stepGradients, .. lossHeld, embeddingGradient, gatheredEmbedding,
                 .. (recomputes ? Array.Empty<MemoryTerm>() : [working, .. attention])]),
-            new("optimizer_step", [gradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, m, trainable, b, Shard)]),
+            new("optimizer_step", [.. stepGradients, .. r.OffloadOptimizer ? [] : UpdateTerms(r, m, trainable, b, Shard)]),
         };
         return new MemoryEstimate(resident, moments, t);
     }

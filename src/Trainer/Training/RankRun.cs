@@ -78,7 +78,9 @@ public sealed class RankRun
             long tokensBefore = 0;
             // The trainer is built on the initial weights: with precompute_ref_logps it computes the
             // reference log-probs from them (the reference is the model before training, also on resume).
+            MemoryProbe.Mark("model_built");
             using var trainer = new RankTrainer(ctx, _spec, model, reference, _schedule, _lr, _prep.Train, _prep.Val, _prep.PadId);
+            MemoryProbe.Mark("states_built");
             if (_resumeFrom != null)
             {
                 using (trainer.States.WholeWeights())                           // stage 3: loaded whole, kept as this rank's slice

@@ -80,8 +80,11 @@ public sealed class ShardedParameters : IParameterGather, IDisposable
         var dtype = _params.Length > 0 ? _params[0].dtype : ScalarType.Float32;
         var device = _params.Length > 0 ? _params[0].device : CPU;
         Shard = empty(Flat.Length, dtype, device).DetachFromDisposeScope();
-        foreach (var r in Flat.Runs(Flat.Start, Flat.End))
-            Shard.narrow(0, r.Flat - Flat.Start, r.Length).copy_(_params[r.Index].detach().reshape(-1).narrow(0, r.Offset, r.Length));
+        // In a scope: each detach() is a tensor of its own on the parameter's storage, and left to the garbage
+        // collector these kept the whole replica alive after set_ below (measured: +383 MiB per rank on the 100M shape).
+        using (NewDisposeScope())
+            foreach (var r in Flat.Runs(Flat.Start, Flat.End))
+                Shard.narrow(0, r.Flat - Flat.Start, r.Length).copy_(_params[r.Index].detach().reshape(-1).narrow(0, r.Offset, r.Length));
         _empty = empty(0, dtype, device).DetachFromDisposeScope();
         foreach (var p in _params) p.set_(_empty);          // from here on the replica holds 1/W of the weights
         _gradient = keepGradients ? zeros(Trainable.Length, dtype, device).DetachFromDisposeScope() : null;
@@ -158,7 +161,9 @@ public sealed class ShardedParameters : IParameterGather, IDisposable
         if (_gradient is null) return;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var input = cat(trainable.Select((p, k) => (grads[k] ?? zeros(_shapes[p], _params[p].dtype)).reshape(-1)).ToArray());   // (unit's trainable elements)
+        var flat = trainable.Select((p, k) => (grads[k] ?? zeros(_shapes[p], _params[p].dtype)).reshape(-1)).ToArray();
+        // One parameter (the embedding, the LM head): its gradient itself, not a (V·H) copy of it beside it.
+        var input = flat.Length == 1 ? flat[0] : cat(flat);                                   // (unit's trainable elements)
         Tensor mine = null!;
         ModelStates.Timed(ref _communication, () => mine = _world.ReduceScatterSum(input, Trainable.CountsIn(u.TrainableFrom, u.TrainableTo)));
         if (mine.numel() > 0) _gradient.narrow(0, Math.Max(u.TrainableFrom, Trainable.Start) - Trainable.Start, mine.numel()).add_(mine);
