@@ -60,9 +60,11 @@ public static class MemoryModel
         if (r.HoldsReference) resident.Add(new("reference_model", Shard(m.Parameters * b, 3), $"frozen copy for DPO × {b} B{Sharded(3)}"));
 
         var gradients = new MemoryTerm("gradients", Shard(trainable * b, 2), $"{trainable:N0} trainable × {b} B{Sharded(2)}");
-        // Stage 3 reduce-scatters into a partition buffer allocated with the states, held from the start; below
-        // stage 3 the gradients appear during backward.
-        if (r.ZeroStage >= 3) resident.Add(gradients);
+        // Stage 3 reduce-scatters into a partition buffer allocated with the states, held from the start (offloaded with
+        // the optimizer, as DeepSpeed's offload_optimizer keeps the gradient partitions in host memory); below stage 3
+        // the gradients appear during backward.
+        if (r.ZeroStage >= 3)
+            resident.Add(r.OffloadOptimizer ? gradients with { Bytes = 0, Detail = gradients.Detail + ", offloaded to host memory" } : gradients);
         MemoryTerm[] stepGradients = r.ZeroStage >= 3 ? [] : [gradients];
         var headGradient = new MemoryTerm("head_gradient", r.IsLora ? 0 : (long)m.Vocab * m.Hidden * b, "the LM head's gradient, first to appear");
         long layer = LayerBytesPerToken(m, r);
