@@ -175,8 +175,10 @@ public sealed class SpanningServiceTests
         // The last attempt resumed (on the launching host; the other host's ranks got the checkpoint from rank 0 over MPI).
         Assert.NotEmpty(uploaded);
         Assert.Contains(c.System.Logs().Split('\n'), l => l.Contains($"attempt {final.Attempt}: starting") && l.Contains("resuming from checkpoint-"));
+        Assert.True(System.Text.RegularExpressions.Regex.Count(events, "across 2 hosts") >= 2, "placed across both hosts again: " + events);
         var metrics = await c.Api.ListAsync<MetricDto>($"/v1/jobs/{job}/metrics");
         Assert.Equal(Enumerable.Range(1, steps), metrics!.Select(m => m.Step));
+        foreach (var e in JsonNode.Parse(events)!["data"]!.AsArray()) Console.WriteLine($"{e!["at"]} {e["to_state"]}: {e["reason"]}");
     }
 
     private static async Task<int> HostIdAsync(Cluster c, string name)
