@@ -82,6 +82,17 @@ public sealed class SpanningPlacementTests(ServiceFactory factory) : IClassFixtu
         return (await response.Content.ReadFromJsonAsync<HeartbeatResponse>(WireJson.Options))!;
     }
 
+    /// <summary>Two span hosts of two slots and an SP=4 job placed across them: the launching (first) host and the other.</summary>
+    private async Task<(Guid Job, SpanHost First, SpanHost Second, Binding Binding)> PlaceAcrossTwoAsync()
+    {
+        var a = await HostAsync(2);
+        var b = await HostAsync(2);
+        var job = await SubmitAsync(sp: 4);
+        var binding = Assert.Single(await PassAsync());
+        var (first, second) = binding.HostId == a.Id ? (a, b) : (b, a);
+        return (job, first, second, binding);
+    }
+
     [Fact]
     public async Task Pass_GangLargerThanAnyHost_LeasesSlotsOnEverySpanHostInOneBinding()
     {
@@ -174,11 +185,7 @@ public sealed class SpanningPlacementTests(ServiceFactory factory) : IClassFixtu
     [Fact]
     public async Task Start_SpanningRun_FirstHostGetsMpiHostsFromTheBindingOthersStartNothing()
     {
-        var a = await HostAsync(2);
-        var b = await HostAsync(2);
-        var job = await SubmitAsync(sp: 4);
-        var binding = Assert.Single(await PassAsync());
-        var (first, second) = binding.HostId == a.Id ? (a, b) : (b, a);
+        var (job, first, second, _) = await PlaceAcrossTwoAsync();
 
         var leased = await BeatAsync(first);
         Assert.Equal([new RunningRun(job, 1)], leased.Start);
@@ -206,11 +213,7 @@ public sealed class SpanningPlacementTests(ServiceFactory factory) : IClassFixtu
     [Fact]
     public async Task Liveness_AnyHostOfTheSpanSilent_RequeuesTheAttemptAndFreesEveryHostsSlots()
     {
-        var a = await HostAsync(2);
-        var b = await HostAsync(2);
-        var job = await SubmitAsync(sp: 4);
-        var binding = Assert.Single(await PassAsync());
-        var (first, second) = binding.HostId == a.Id ? (a, b) : (b, a);
+        var (job, first, second, _) = await PlaceAcrossTwoAsync();
         Assert.True((await first.Client.PostAsJsonAsync($"/v1/hosts/{first.Id}/runs/{job}/start", new StartRunRequest(1), WireJson.Options)).IsSuccessStatusCode);
 
         // The host that only holds slots goes silent (the launching one keeps heartbeating).
@@ -230,11 +233,7 @@ public sealed class SpanningPlacementTests(ServiceFactory factory) : IClassFixtu
     [Fact]
     public async Task Register_HostOfTheSpanRestarts_RequeuesTheWorldThenPlacesItAgainOnBoth()
     {
-        var a = await HostAsync(2);
-        var b = await HostAsync(2);
-        var job = await SubmitAsync(sp: 4);
-        var binding = Assert.Single(await PassAsync());
-        var second = binding.HostId == a.Id ? b : a;
+        var (job, _, second, _) = await PlaceAcrossTwoAsync();
 
         await factory.RegisterHostAsync(second.Name, 2, mpiHost: second.MpiName);
 
