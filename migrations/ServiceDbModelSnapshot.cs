@@ -262,6 +262,11 @@ namespace LongSeqService.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("sequence_parallel_size");
 
+                    b.PrimitiveCollection<int[]>("SpanHostIds")
+                        .IsRequired()
+                        .HasColumnType("integer[]")
+                        .HasColumnName("span_host_ids");
+
                     b.Property<string>("Spec")
                         .IsRequired()
                         .HasColumnType("jsonb")
@@ -469,6 +474,10 @@ namespace LongSeqService.Migrations
                     b.Property<DateTime>("LastHeartbeatAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("last_heartbeat_at");
+
+                    b.Property<string>("MpiHost")
+                        .HasColumnType("text")
+                        .HasColumnName("mpi_host");
 
                     b.Property<string>("Name")
                         .IsRequired()

@@ -73,8 +73,11 @@ public sealed class NetworkNamespace : IDisposable
 
     /// <summary>As <see cref="Command"/>, in a mount namespace of its own where each of <paramref name="hidden"/> is an empty
     /// tmpfs: a "machine" that cannot see those folders of this one (the API's data directory) even by path.</summary>
-    public string[] Command(IReadOnlyList<string> hidden, params string[] command) =>
-        [Ip!, "netns", "exec", Name, "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+    public string[] Command(IReadOnlyList<string> hidden, params string[] command) => CommandIn(Name, hidden, command);
+
+    /// <summary>As <see cref="Command(IReadOnlyList{string}, string[])"/>, in any namespace <paramref name="ns"/> (e.g. one of <c>NamespaceHosts</c>).</summary>
+    public static string[] CommandIn(string ns, IReadOnlyList<string> hidden, params string[] command) =>
+        [Ip ?? "ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
             "n=$1; shift; while [ \"$n\" -gt 0 ]; do mount -t tmpfs -o size=1m,mode=0555 lsq-hidden \"$1\" || exit 70; shift; n=$((n-1)); done; exec \"$@\"",
             "sh", hidden.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), .. hidden, .. command];
 

@@ -25,12 +25,7 @@ public sealed class PlacementPassTests(ServiceFactory factory) : IClassFixture<S
         (_client, _) = await factory.TenantAsync();
         await factory.RegisterHostAsync("big-enough", 8); // so submissions of up to 8 ranks are accepted
         _dataset = await ServiceFactory.UploadAsync(_client, Data.File("identity.json"));
-        await using var scope = factory.Scope();
-        var db = factory.Db(scope);
-        // Start each test from an empty queue and hosts that take nothing unless the test says so.
-        await db.Jobs.Where(j => !JobStates.Terminal.Contains(j.State)).ExecuteUpdateAsync(s => s.SetProperty(j => j.State, JobStates.Cancelled));
-        await db.HostSlots.ExecuteUpdateAsync(s => s.SetProperty(x => x.JobId, (Guid?)null));
-        await db.Hosts.ExecuteUpdateAsync(s => s.SetProperty(h => h.State, HostStates.Lost));
+        await factory.EmptyQueueAndHostsAsync();
     }
 
     public Task DisposeAsync() => Task.CompletedTask;

@@ -8,7 +8,7 @@ public sealed class PlacementSpanningTests
 {
     private static readonly DateTime T0 = new(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
     private static PendingJob Job(int sp, int dp = 1, int ageRank = 0) => new(Guid.NewGuid(), sp, dp, 0, T0.AddMinutes(ageRank));
-    private static HostSnapshot Host(int id, int total, params int[] free) => new(id, free, total);
+    private static HostSnapshot Host(int id, int total, params int[] free) => new(id, free, total) { JoinsSpans = true };
     private static (int Host, int[] Slots)[] Parts(Binding b) => b.Parts.Select(p => (p.HostId, p.SlotIndexes.ToArray())).ToArray();
 
     [Fact]
@@ -54,7 +54,7 @@ public sealed class PlacementSpanningTests
         Assert.Null(PlacementSteps.Span(Job(sp: 4, dp: 2), [Host(1, 4, 0, 1, 2), Host(2, 4, 0, 1, 2, 3)]));
         // Slots too small for a rank do not count.
         var big = Job(sp: 4) with { RankMemoryBytes = 8L << 30 };
-        Assert.Null(PlacementSteps.Span(big, [new HostSnapshot(1, [0, 1], 2, 16L << 30), new HostSnapshot(2, [0, 1], 2, 4L << 30)]));
+        Assert.Null(PlacementSteps.Span(big, [new HostSnapshot(1, [0, 1], 2, 16L << 30) { JoinsSpans = true }, new HostSnapshot(2, [0, 1], 2, 4L << 30) { JoinsSpans = true }]));
     }
 
     [Fact]
@@ -67,5 +67,22 @@ public sealed class PlacementSpanningTests
         Assert.Equal([(1, new[] { 0, 1, 2 }), (2, new[] { 0 })], Parts(plan[0]));
         Assert.Equal([(2, new[] { 1 })], Parts(plan[1]));
         Assert.Equal(2, plan.Count);                                        // the third finds no free slot
+    }
+
+    [Fact]
+    public void Span_OnlyOverHostsThatJoinSpans()
+    {
+        var loner = new HostSnapshot(3, [0, 1], 2);                                       // registered no MPI host name
+        Assert.Null(PlacementSteps.Span(Job(sp: 4), [Host(1, 2, 0, 1), loner]));
+        Assert.Equal([(1, new[] { 0, 1 }), (2, new[] { 0, 1 })], Parts(PlacementSteps.Span(Job(sp: 4), [Host(1, 2, 0, 1), loner, Host(2, 2, 0, 1)])!));
+    }
+
+    [Fact]
+    public void Plan_JobThatMayNotSpan_WaitsAndLeavesTheSlotsToOthers()
+    {
+        var zero = Job(sp: 4) with { MaySpan = false };
+        var small = Job(sp: 2, ageRank: 1);
+        var binding = Assert.Single(PlacementSteps.Plan([zero, small], [Host(1, 2, 0, 1), Host(2, 2, 0, 1)], spanHosts: true));
+        Assert.Equal(small.JobId, binding.JobId);
     }
 }

@@ -12,6 +12,8 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using Microsoft.EntityFrameworkCore;
+using LongSeqService.Shared.Jobs;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 
@@ -116,10 +118,10 @@ public class ServiceFactory : WebApplicationFactory<Program>, IAsyncLifetime
         return key;
     }
 
-    public async Task<RegisterHostResponse> RegisterHostAsync(string name, int slots, long? slotMemoryBytes = null, string? artifacts = null)
+    public async Task<RegisterHostResponse> RegisterHostAsync(string name, int slots, long? slotMemoryBytes = null, string? artifacts = null, string? mpiHost = null)
     {
         var response = await Client(await HostKeyFor(name)).PostAsJsonAsync("/v1/hosts/register",
-            new RegisterHostRequest(name, Enumerable.Range(0, slots).Select(_ => new SlotSpec("cpu", slotMemoryBytes)).ToList(), artifacts), WireJson.Options);
+            new RegisterHostRequest(name, Enumerable.Range(0, slots).Select(_ => new SlotSpec("cpu", slotMemoryBytes)).ToList(), artifacts, mpiHost), WireJson.Options);
         response.EnsureSuccessStatusCode();
         return (await response.Content.ReadFromJsonAsync<RegisterHostResponse>(WireJson.Options))!;
     }
@@ -134,6 +136,17 @@ public class ServiceFactory : WebApplicationFactory<Program>, IAsyncLifetime
     /// <summary>A scope with the service's DbContext and services, for arranging and asserting.</summary>
     public AsyncServiceScope Scope() => Services.CreateAsyncScope();
     public ServiceDb Db(AsyncServiceScope scope) => scope.ServiceProvider.GetRequiredService<ServiceDb>();
+
+    /// <summary>For placement tests sharing one database: an empty queue (every live job cancelled), every slot free and
+    /// every host lost, so hosts take nothing unless a test registers them.</summary>
+    public async Task EmptyQueueAndHostsAsync()
+    {
+        await using var scope = Scope();
+        var db = Db(scope);
+        await db.Jobs.Where(j => !JobStates.Terminal.Contains(j.State)).ExecuteUpdateAsync(s => s.SetProperty(j => j.State, JobStates.Cancelled));
+        await db.HostSlots.ExecuteUpdateAsync(s => s.SetProperty(x => x.JobId, (Guid?)null));
+        await db.Hosts.ExecuteUpdateAsync(s => s.SetProperty(h => h.State, HostStates.Lost));
+    }
 }
 
 /// <summary>The same, with the scheduler's Hangfire server running (placement happens by itself).</summary>

@@ -66,6 +66,8 @@ public static class HostEndpoints
         if (request.Slots.Any(s => string.IsNullOrWhiteSpace(s.Device))) return Problems.Invalid("slots", "every slot needs a device (cpu, cuda:0, …)");
         var artifacts = request.Artifacts ?? ArtifactAccess.Shared;
         if (!ArtifactAccess.All.Contains(artifacts)) return Problems.Invalid("artifacts", $"one of {string.Join(", ", ArtifactAccess.All)} (shared: the host mounts the API's data directory; remote: it downloads inputs and uploads outputs)");
+        if (request.MpiHost is { } mpiHost && (MpiHosts.Parse($"{mpiHost}:1", out _).Count != 1))
+            return Problems.Invalid("mpi_host", $"'{WireNames.Shorten(mpiHost)}' is not a host name or address the MPI launcher can reach (letters, digits, '.', '_', '-'; up to 253 characters); omit it for a host that joins no spanning worlds");
 
         var key = user.KeyId();
         var now = DateTime.UtcNow;
@@ -76,7 +78,7 @@ public static class HostEndpoints
             return Problems.Status(StatusCodes.Status403Forbidden, "Not this key's host", $"this host key is bound to host {other.Id} ('{other.Name}'); a host key is one host: create another key for another host");
         if (host == null)
         {
-            host = new TrainerHost { Name = request.Name, State = HostStates.Online, RegisteredAt = now, LastHeartbeatAt = now, KeyId = key, Artifacts = artifacts };
+            host = new TrainerHost { Name = request.Name, State = HostStates.Online, RegisteredAt = now, LastHeartbeatAt = now, KeyId = key, Artifacts = artifacts, MpiHost = request.MpiHost };
             db.Hosts.Add(host);
             try { await db.SaveChangesAsync(); }
             catch (DbUpdateException) { return Problems.Conflict($"host '{request.Name}' (or another host of this key) is registering concurrently; retry"); }
@@ -91,6 +93,7 @@ public static class HostEndpoints
             host.LastHeartbeatAt = now;
             host.KeyId = key;
             host.Artifacts = artifacts;
+            host.MpiHost = request.MpiHost;
             await db.HostSlots.Where(s => s.HostId == host.Id).ExecuteDeleteAsync();
             await db.SaveChangesAsync();
         }
@@ -136,6 +139,9 @@ public static class HostEndpoints
         var start = lost ? [] : (await db.Jobs.AsNoTracking().Where(j => j.HostId == id && j.State == JobStates.Scheduled)
                 .Select(j => new RunningRun(j.Id, j.Attempt)).ToListAsync())
             .Where(r => !running.Contains(r)).ToList();
-        return TypedResults.Ok(new HeartbeatResponse(stop, start, lost, pause));
+        // Worlds launched by another host that hold slots here: nothing to start, the slots stay busy while they run.
+        var joined = lost ? [] : await db.Jobs.AsNoTracking().Where(j => j.SpanHostIds.Contains(id) && JobStates.HoldingSlots.Contains(j.State))
+            .Select(j => new RunningRun(j.Id, j.Attempt)).ToListAsync();
+        return TypedResults.Ok(new HeartbeatResponse(stop, start, lost, pause, joined));
     }
 }

@@ -56,7 +56,14 @@ public static class RunEndpoints
                 : $"job {jobId} is {state.State} (host {state.HostId?.ToString() ?? "none"}, attempt {state.Attempt}); not startable as attempt {request.Attempt} on host {hostId}");
         }
         var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == jobId);
-        var spec = job.RunSpec();                  // the resolved model path, never shown to the tenant
+        // The resolved model path (never shown to the tenant), and a spanning world's mpi_hosts from its binding.
+        if (await RunWorld.ApplyAsync(db, job, job.RunSpec(), ct) is not { } spec)
+        {
+            await jobs.TryMoveAsync(jobId, JobStates.Running, JobStates.Queued, $"attempt {job.Attempt}: the hosts of its world changed since placement; requeued",
+                s => s.SetProperty(j => j.HostId, (int?)null), q => q.Where(j => j.Attempt == job.Attempt), ct);
+            placement.Request();
+            return Problems.Conflict($"job {jobId} attempt {job.Attempt}: its world's hosts no longer hold its slots; requeued");
+        }
         // Dataset ids become the files' paths in the store, in the spec's order (the trainer reads each by path).
         async Task<List<string>?> Paths(string? ids)
         {

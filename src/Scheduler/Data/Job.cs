@@ -34,7 +34,13 @@ public sealed class Job
     /// <summary>OpenAI's <c>metadata</c>: up to 16 string pairs, as a JSON object.</summary>
     public string? Metadata { get; set; }
     public int Attempt { get; set; }
+    /// <summary>The host whose trainer runs this attempt: the only one that starts it and reports for it. For a world that
+    /// spans hosts, the first of them (rank 0; it launches mpiexec over all of them).</summary>
     public int? HostId { get; set; }
+    /// <summary>A world that spans hosts: the further hosts after <see cref="HostId"/>, in rank order. Each holds slots for
+    /// this attempt and starts nothing itself (the ranks there are started by <see cref="HostId"/>'s mpiexec); losing
+    /// any of them loses the attempt. Empty for a run on one host.</summary>
+    public int[] SpanHostIds { get; set; } = [];
     public int? CurrentStep { get; set; }
     public int? TotalSteps { get; set; }
     public double? Loss { get; set; }

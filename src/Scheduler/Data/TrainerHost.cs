@@ -15,6 +15,9 @@ public sealed class TrainerHost
     public Guid? KeyId { get; set; }
     /// <summary>How it reaches the artifact store (<see cref="ArtifactAccess"/>): shared (mounts the data directory) or remote (downloads inputs, uploads outputs).</summary>
     public string Artifacts { get; set; } = ArtifactAccess.Shared;
+    /// <summary>The name other hosts' MPI launcher (ssh, or <c>LONGSEQ_MPI_LAUNCHER_EXEC</c>) reaches this host by, as it
+    /// goes into <c>mpi_hosts</c>; null: the host does not join worlds that span hosts.</summary>
+    public string? MpiHost { get; set; }
     public List<HostSlot> Slots { get; set; } = [];
 
     public HostDto ToDto(Func<Guid?, Guid?> showJob) => new(Id, Name, State, RegisteredAt, LastHeartbeatAt,

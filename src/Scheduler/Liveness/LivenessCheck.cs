@@ -4,6 +4,7 @@ using LongSeqService.Scheduler.Jobs;
 using LongSeqService.Scheduler.Placement;
 using LongSeqService.Shared.Jobs;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Query;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -35,9 +36,10 @@ public sealed class LivenessCheck(ServiceDb db, JobStateMachine jobs, PlacementT
         if (lost > 0) log.LogWarning("{Count} trainer host(s) missed their heartbeats and are lost", lost);
 
         int changed = await RequeueRunsOfLostHostsAsync(ct);
-        // Slots held by a job that no longer holds slots (or by anyone on a lost host): release them.
+        // Slots held by a job that no longer holds slots there (or by anyone on a lost host): release them. A world
+        // that spans hosts holds slots on each of its hosts while its attempt runs.
         changed += await db.HostSlots.Where(s => s.JobId != null &&
-                (!db.Jobs.Any(j => j.Id == s.JobId && JobStates.HoldingSlots.Contains(j.State) && j.HostId == s.HostId)
+                (!db.Jobs.Any(j => j.Id == s.JobId && JobStates.HoldingSlots.Contains(j.State) && (j.HostId == s.HostId || j.SpanHostIds.Contains(s.HostId)))
                  || db.Hosts.Any(h => h.Id == s.HostId && h.State == HostStates.Lost)))
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.JobId, (Guid?)null), ct);
         clock.Succeeded();
@@ -47,28 +49,38 @@ public sealed class LivenessCheck(ServiceDb db, JobStateMachine jobs, PlacementT
     }
 
     /// <summary>Requeues (or finishes cancelling) every run placed on a lost host, or on <paramref name="host"/>
-    /// (it registered again, so its runs died with it; or it heartbeated after being declared lost).</summary>
+    /// (it registered again, so its runs died with it; or it heartbeated after being declared lost). A world that
+    /// spans hosts is lost with any of its hosts: its whole attempt goes, and its slots on every host are released.</summary>
     public async Task<int> RequeueRunsOfLostHostsAsync(CancellationToken ct = default, int? host = null, string? why = null)
     {
+        int given = host ?? 0;   // host ids start at 1
         var runs = await db.Jobs.AsNoTracking()
             .Where(j => JobStates.HoldingSlots.Contains(j.State) && j.HostId != null
-                        && (j.HostId == host || db.Hosts.Any(h => h.Id == j.HostId && h.State == HostStates.Lost)))
-            .Select(j => new { j.Id, j.State, j.HostId, j.Attempt }).ToListAsync(ct);
+                        && (j.HostId == given || j.SpanHostIds.Contains(given)
+                            || db.Hosts.Any(h => (h.Id == j.HostId || j.SpanHostIds.Contains(h.Id)) && h.State == HostStates.Lost)))
+            .Select(j => new { j.Id, j.State, j.HostId, j.SpanHostIds, j.Attempt }).ToListAsync(ct);
+        var lost = runs.Count == 0 ? [] : (await db.Hosts.AsNoTracking().Where(h => h.State == HostStates.Lost).Select(h => h.Id).ToListAsync(ct)).ToHashSet();
         int changed = 0;
         foreach (var run in runs)
         {
-            var reason = host == run.HostId && why != null ? why : $"host {run.HostId} lost (no heartbeat)";
+            int[] hosts = [run.HostId!.Value, .. run.SpanHostIds];
+            var gone = hosts.Contains(given) ? given : hosts.FirstOrDefault(lost.Contains, hosts[0]);
+            var reason = gone == given && why != null ? why : $"host {gone} lost (no heartbeat)";
+            if (run.SpanHostIds.Length > 0) reason += $" (one of the {hosts.Length} hosts of its world: {string.Join(", ", hosts)})";
             bool moved = run.State == JobStates.Cancelling
                 ? await jobs.TryMoveAsync(run.Id, run.State, JobStates.Cancelled, reason + " while cancelling")
                 : run.State == JobStates.Pausing   // it was being paused: paused it is, resumable from its newest checkpoint
                 ? await jobs.TryMoveAsync(run.Id, run.State, JobStates.Paused, reason + " while pausing; resumes from its newest checkpoint",
-                    s => s.SetProperty(j => j.HostId, (int?)null), q => q.Where(j => j.Attempt == run.Attempt), ct)
+                    Unplace, q => q.Where(j => j.Attempt == run.Attempt), ct)
                 : await jobs.TryMoveAsync(run.Id, run.State, JobStates.Queued, reason + $"; attempt {run.Attempt} requeued, resumes from its newest checkpoint",
-                    s => s.SetProperty(j => j.HostId, (int?)null), q => q.Where(j => j.Attempt == run.Attempt), ct);
+                    Unplace, q => q.Where(j => j.Attempt == run.Attempt), ct);
             if (moved) changed++;
         }
         return changed;
     }
+
+    /// <summary>The run is on no host any more (its slots are released with the move).</summary>
+    private static void Unplace(UpdateSettersBuilder<Job> s) => s.SetProperty(j => j.HostId, (int?)null).SetProperty(j => j.SpanHostIds, Array.Empty<int>());
 }
 
 /// <summary>The Hangfire job around the liveness sweep.</summary>

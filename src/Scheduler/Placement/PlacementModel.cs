@@ -2,13 +2,21 @@ namespace LongSeqService.Scheduler.Placement;
 
 /// <summary>A host as placement sees it: its free slot indexes at the moment of the snapshot, and the memory
 /// of its smallest slot (null when its slots don't report memory).</summary>
-public sealed record HostSnapshot(int HostId, IReadOnlyList<int> FreeSlots, int TotalSlots, long? SlotMemoryBytes = null);
+public sealed record HostSnapshot(int HostId, IReadOnlyList<int> FreeSlots, int TotalSlots, long? SlotMemoryBytes = null)
+{
+    /// <summary>It registered the name other hosts' MPI launcher reaches it by: it may hold part of a world that spans hosts.</summary>
+    public bool JoinsSpans { get; init; }
+}
 
 /// <summary>A queued job: a gang of sequence_parallel_size × data_parallel_size ranks, one slot each, each rank
 /// predicted to peak at <see cref="RankMemoryBytes"/> (null when unknown).</summary>
 public sealed record PendingJob(Guid JobId, int SequenceParallelSize, int DataParallelSize, int Priority, DateTime CreatedAt, long? RankMemoryBytes = null)
 {
     public int WorldSize => SequenceParallelSize * DataParallelSize;
+
+    /// <summary>Its world may span hosts: false with zero_stage ≥ 1 (every rank would write its optimizer partition into
+    /// output_dir, which only the launching host has).</summary>
+    public bool MaySpan { get; init; } = true;
 }
 
 /// <summary>A decision: these slots of this host for this job. Bound all-or-nothing. A job that spans hosts

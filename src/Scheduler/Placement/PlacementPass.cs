@@ -19,8 +19,10 @@ namespace LongSeqService.Scheduler.Placement;
 /// on a host still online (PostgreSQL's row locks make the loser wait, then re-check). If any of that
 /// takes fewer rows than planned — another pass or a cancel got there first — the bulk transaction rolls
 /// back and the plan is bound one decision per transaction instead, each all-or-nothing, so the rest
-/// still goes through. A bound run reaches its host as a lease in the host's next heartbeat answer (no
-/// queue the host reads: hosts hold no database credential).
+/// still goes through. A world that spans hosts (<see cref="PlacementSteps.Span"/>: only over hosts that
+/// registered an MPI host name) leases its slots on every host of the span in the same statements, so it
+/// is bound on all of them or on none. A bound run reaches its (first) host as a lease in the host's next
+/// heartbeat answer (no queue the host reads: hosts hold no database credential).
 /// </summary>
 public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<PlacementPass> log)
 {
@@ -28,14 +30,17 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
     {
         var clock = Stopwatch.StartNew();
         var hosts = await db.Hosts.AsNoTracking().Where(h => h.State == HostStates.Online)
-            .Select(h => new HostSnapshot(h.Id, h.Slots.Where(s => s.JobId == null).Select(s => s.Index).ToList(), h.Slots.Count, h.Slots.Min(s => s.MemoryBytes)))
+            .Select(h => new HostSnapshot(h.Id, h.Slots.Where(s => s.JobId == null).Select(s => s.Index).ToList(), h.Slots.Count, h.Slots.Min(s => s.MemoryBytes))
+                { JoinsSpans = h.MpiHost != null })
             .ToListAsync(ct);
         if (hosts.All(h => h.FreeSlots.Count == 0)) return [];
         var queue = await db.Jobs.AsNoTracking().Where(j => j.State == JobStates.Queued)
             .OrderByDescending(j => j.Priority).ThenBy(j => j.CreatedAt).Take(10_000)
-            .Select(j => new PendingJob(j.Id, j.SequenceParallelSize, j.DataParallelSize, j.Priority, j.CreatedAt, j.RankMemoryBytes))
+            .Select(j => new PendingJob(j.Id, j.SequenceParallelSize, j.DataParallelSize, j.Priority, j.CreatedAt, j.RankMemoryBytes)
+                { MaySpan = EF.Functions.JsonContains(j.Spec, ZeroStageZero) })
             .ToListAsync(ct);
-        var plan = PlacementSteps.Plan(queue, hosts);
+        // A job no host can hold alone may span the hosts that join spans (they registered an MPI host name).
+        var plan = PlacementSteps.Plan(queue, hosts, spanHosts: true);
         if (plan.Count == 0) return [];
         var read = clock.Elapsed;
 
@@ -45,7 +50,7 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
             log.LogInformation("placement: binding {Count} jobs at once lost a race; binding them one by one", plan.Count);
             bound = [];
             foreach (var binding in plan)
-                if (await TryBindAsync(binding, ct) is { } one) bound.Add(one);
+                if (await TryBindAllAsync([binding], ct) is [var one]) bound.Add(one);
         }
         var bind = clock.Elapsed;
 
@@ -59,7 +64,13 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
 
     private sealed record Bound(Binding Binding, int Attempt, Guid TenantId, string Reason, DateTime At);
 
-    private static string ReasonFor(Binding b) => $"placed on host {b.HostId}, slots {string.Join(",", b.SlotIndexes)}";
+    /// <summary>The spec holds every key (defaults included), so a job without ZeRO says <c>"zero_stage": 0</c>.</summary>
+    private const string ZeroStageZero = """{"zero_stage": 0}""";
+
+    private static string ReasonFor(Binding b) => b.More.Count == 0
+        ? $"placed on host {b.HostId}, slots {string.Join(",", b.SlotIndexes)}"
+        : $"placed across {b.More.Count + 1} hosts, one MPI world launched from host {b.HostId}: "
+          + string.Join("; ", b.Parts.Select(p => $"host {p.HostId} slots {string.Join(",", p.SlotIndexes)}"));
 
     /// <summary>Binds every decision of the plan in one transaction, or none: returns null when a job or
     /// a slot was taken by someone else since the snapshot (or the transaction lost a deadlock).</summary>
@@ -67,9 +78,13 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
     {
         var now = DateTime.UtcNow;
         var jobIds = plan.Select(b => b.JobId).ToArray();
-        var slotHosts = plan.SelectMany(b => b.SlotIndexes.Select(_ => b.HostId)).ToArray();
-        var slotIndexes = plan.SelectMany(b => b.SlotIndexes).ToArray();
-        var slotJobs = plan.SelectMany(b => b.SlotIndexes.Select(_ => b.JobId)).ToArray();
+        // Every host's part of every binding: a world that spans hosts leases its slots on each, in the same statement.
+        var leases = plan.SelectMany(b => b.Parts.SelectMany(p => p.SlotIndexes.Select(i => (p.HostId, Index: i, b.JobId)))).ToArray();
+        var slotHosts = leases.Select(s => s.HostId).ToArray();
+        var slotIndexes = leases.Select(s => s.Index).ToArray();
+        var slotJobs = leases.Select(s => s.JobId).ToArray();
+        // The further hosts of a span, in rank order, as text (unnest cannot take an array of arrays).
+        var spans = plan.Select(b => string.Join(",", b.More.Select(p => p.HostId))).ToArray();
         try
         {
             await using var tx = await db.Database.BeginTransactionAsync(ct);
@@ -78,8 +93,9 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
 
             var won = new Dictionary<Guid, (int Attempt, Guid TenantId)>(plan.Count);
             await using (var jobs = new NpgsqlCommand("""
-                UPDATE jobs j SET state = @scheduled, host_id = p.host_id, attempt = j.attempt + 1, updated_at = @now
-                FROM unnest(@job_ids, @host_ids) AS p(job_id, host_id)
+                UPDATE jobs j SET state = @scheduled, host_id = p.host_id, attempt = j.attempt + 1, updated_at = @now,
+                    span_host_ids = COALESCE(string_to_array(NULLIF(p.span, ''), ',')::integer[], '{}')
+                FROM unnest(@job_ids, @host_ids, @spans) AS p(job_id, host_id, span)
                 WHERE j.id = p.job_id AND j.state = @queued
                 RETURNING j.id, j.attempt, j.tenant_id
                 """, conn, ntx))
@@ -89,6 +105,7 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
                 jobs.Parameters.AddWithValue("now", now);
                 jobs.Parameters.AddWithValue("job_ids", jobIds);
                 jobs.Parameters.AddWithValue("host_ids", plan.Select(b => b.HostId).ToArray());
+                jobs.Parameters.AddWithValue("spans", spans);
                 await using var reader = await jobs.ExecuteReaderAsync(ct);
                 while (await reader.ReadAsync(ct)) won[reader.GetGuid(0)] = (reader.GetInt32(1), reader.GetGuid(2));
             }
@@ -128,42 +145,6 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
         {
             log.LogInformation("placement: binding the plan at once lost a race ({State})", e.SqlState);
             return null;
-        }
-    }
-
-    /// <summary>Binds one decision or nothing. Returns it with the new attempt number, or null when the job or a
-    /// slot was taken by someone else since the snapshot.</summary>
-    private async Task<Bound?> TryBindAsync(Binding b, CancellationToken ct)
-    {
-        var now = DateTime.UtcNow;
-        var slots = b.SlotIndexes.ToArray();
-        try
-        {
-            await using var tx = await db.Database.BeginTransactionAsync(ct);
-            int jobs = await db.Jobs.Where(j => j.Id == b.JobId && j.State == JobStates.Queued)
-                .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, JobStates.Scheduled).SetProperty(j => j.HostId, b.HostId)
-                    .SetProperty(j => j.Attempt, j => j.Attempt + 1).SetProperty(j => j.UpdatedAt, now), ct);
-            if (jobs != 1) return null;
-            int taken = await db.HostSlots
-                .Where(s => s.HostId == b.HostId && slots.Contains(s.Index) && s.JobId == null
-                            && db.Hosts.Any(h => h.Id == s.HostId && h.State == HostStates.Online))
-                .ExecuteUpdateAsync(s => s.SetProperty(x => x.JobId, b.JobId), ct);
-            if (taken != slots.Length) return null;
-            var reason = ReasonFor(b);
-            db.JobEvents.Add(new JobEvent { JobId = b.JobId, At = now, FromState = JobStates.Queued, ToState = JobStates.Scheduled, Reason = reason });
-            await db.SaveChangesAsync(ct);
-            var job = await db.Jobs.AsNoTracking().Where(j => j.Id == b.JobId).Select(j => new { j.Attempt, j.TenantId }).FirstAsync(ct);
-            await tx.CommitAsync(ct);
-            return new Bound(b, job.Attempt, job.TenantId, reason, now);
-        }
-        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure)
-        {
-            log.LogInformation("binding job {Job} lost a race ({State}); it stays queued", b.JobId, e.SqlState);
-            return null;
-        }
-        finally
-        {
-            db.ChangeTracker.Clear();
         }
     }
 }

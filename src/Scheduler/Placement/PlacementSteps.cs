@@ -6,7 +6,7 @@ namespace LongSeqService.Scheduler.Placement;
 /// <see cref="Bind"/> the chosen slots. <see cref="Plan"/> walks the queue by priority, then age.
 /// A gang goes on one host when one has room: ring attention's traffic stays on the machine. With
 /// <c>spanHosts</c> a gang that no host can hold is split over several (<see cref="Span"/>), for trainers
-/// that run one MPI world across hosts (<c>mpi_hosts</c>).
+/// that run one MPI world across hosts (<c>mpi_hosts</c>): only hosts that join spans, and only jobs that may span.
 /// </summary>
 public static class PlacementSteps
 {
@@ -27,7 +27,8 @@ public static class PlacementSteps
         new(job.JobId, host.HostId, host.FreeSlots.Order().Take(job.WorldSize).ToArray());
 
     /// <summary>
-    /// A gang that no single host can hold, over several hosts, or null when all of them together cannot.
+    /// A gang that no single host can hold, over several hosts that join spans (<see cref="HostSnapshot.JoinsSpans"/>),
+    /// or null when all of them together cannot (or the job may not span).
     /// World rank = dp_rank × sp + sp_rank, and the ranks fill the chosen hosts in order, so: when the hosts
     /// have room for whole SP groups, each host takes whole groups — every ring stays on one host and only
     /// the data-parallel replicas (one gradient all-reduce per step) cross hosts — from the hosts with room
@@ -37,7 +38,8 @@ public static class PlacementSteps
     /// </summary>
     public static Binding? Span(PendingJob job, IEnumerable<HostSnapshot> hosts)
     {
-        var candidates = hosts.Where(h => h.FreeSlots.Count > 0 && HoldsRank(job, h)).ToList();
+        if (!job.MaySpan) return null;
+        var candidates = hosts.Where(h => h.JoinsSpans && h.FreeSlots.Count > 0 && HoldsRank(job, h)).ToList();
         if (candidates.Sum(h => h.FreeSlots.Count) < job.WorldSize) return null;
         int sp = job.SequenceParallelSize;
         bool wholeGroups = candidates.Sum(h => h.FreeSlots.Count / sp) >= job.DataParallelSize;

@@ -34,7 +34,10 @@ public sealed record SlotSpec(string Device, long? MemoryBytes);
 /// <param name="Name">The host's name (1 to 200 characters); bound to the host key that first registers it.</param>
 /// <param name="Slots">Its slots, 1 to 1024.</param>
 /// <param name="Artifacts">How it reaches the artifact store: shared (the default: it mounts the API's data directory) or remote (it downloads inputs and uploads outputs over HTTP).</param>
-public sealed record RegisterHostRequest(string Name, IReadOnlyList<SlotSpec> Slots, [property: ClosedSet(typeof(ArtifactAccess))] string? Artifacts = null);
+/// <param name="MpiHost">The name (or address) the other hosts' MPI launcher reaches this host by (ssh, or LONGSEQ_MPI_LAUNCHER_EXEC): set it and the
+/// host may hold part of a job's world that spans hosts, started by another host's mpiexec; omit it and it runs only worlds of its own.</param>
+public sealed record RegisterHostRequest(string Name, IReadOnlyList<SlotSpec> Slots, [property: ClosedSet(typeof(ArtifactAccess))] string? Artifacts = null,
+    string? MpiHost = null);
 
 /// <summary>The host's id, how often to heartbeat, and how long its trainers may run without hearing from
 /// the host process (the local lease; shorter than the API's host timeout, so a frozen host's trainers are
@@ -61,7 +64,10 @@ public sealed record RunningRun(Guid JobId, int Attempt);
 /// <param name="Start">Runs placed on this host that it has not started: start each (POST …/runs/{job_id}/start).</param>
 /// <param name="Lost">True when the API had declared the host lost: stop every trainer first.</param>
 /// <param name="Pause">Jobs a tenant paused: the host asks each trainer to checkpoint and stop (<see cref="Runs.PauseProtocol"/>).</param>
-public sealed record HeartbeatResponse(IReadOnlyList<Guid> Stop, IReadOnlyList<RunningRun> Start, bool Lost = false, IReadOnlyList<Guid>? Pause = null);
+/// <param name="Joined">Runs whose world spans hosts and holds slots of this host while another host launches it (its mpiexec starts
+/// the ranks here): the host starts nothing for them and keeps those slots busy until the run leaves this list.</param>
+public sealed record HeartbeatResponse(IReadOnlyList<Guid> Stop, IReadOnlyList<RunningRun> Start, bool Lost = false, IReadOnlyList<Guid>? Pause = null,
+    IReadOnlyList<RunningRun>? Joined = null);
 
 /// <summary>A slot of a host and what holds it.</summary>
 /// <param name="Index">The slot's index on its host, from 0.</param>

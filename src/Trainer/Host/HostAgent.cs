@@ -22,6 +22,7 @@ public sealed class HostAgent : IAsyncDisposable
     private Task? _spooling;
     private Thread? _leaseThread;
     private RegisterHostResponse? _registration;
+    private HashSet<RunningRun> _joined = [];
 
     public HostAgent(HostOptions options, TextWriter log, HttpMessageHandler? apiHandler = null)
     {
@@ -73,6 +74,11 @@ public sealed class HostAgent : IAsyncDisposable
                     _executor.Pause(jobId);
                 }
                 foreach (var run in answer.Start) _executor.Start(_registration.HostId, run.JobId, run.Attempt, _shutdown.Token);
+                var joined = (answer.Joined ?? []).ToHashSet();
+                foreach (var run in joined.Except(_joined))
+                    _log.WriteLine($"run {run.JobId} attempt {run.Attempt}: holds slots here in a world that spans hosts; another host's mpiexec starts its ranks here");
+                foreach (var run in _joined.Except(joined)) _log.WriteLine($"run {run.JobId} attempt {run.Attempt}: no longer holds slots here");
+                _joined = joined;
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
             {
@@ -88,7 +94,7 @@ public sealed class HostAgent : IAsyncDisposable
         {
             try
             {
-                _registration = await _api.RegisterAsync(new RegisterHostRequest(_options.Name, slots, _options.Artifacts), ct);
+                _registration = await _api.RegisterAsync(new RegisterHostRequest(_options.Name, slots, _options.Artifacts, _options.MpiHost), ct);
                 break;
             }
             catch (HttpRequestException e) when (!ct.IsCancellationRequested && e.StatusCode is not System.Net.HttpStatusCode.Forbidden)
@@ -98,7 +104,7 @@ public sealed class HostAgent : IAsyncDisposable
             }
         }
         _executor.Lease = new TrainerProcess.Lease(LeaseFile, _registration.LeaseSeconds, "");
-        _log.WriteLine($"host '{_options.Name}' registered as host {_registration.HostId} with {_options.Slots} {_options.Device} slot(s) ({_options.Artifacts} artifacts); trainers hold a {_registration.LeaseSeconds} s lease");
+        _log.WriteLine($"host '{_options.Name}' registered as host {_registration.HostId} with {_options.Slots} {_options.Device} slot(s) ({_options.Artifacts} artifacts{(_options.MpiHost != null ? $", joins spanning worlds as '{_options.MpiHost}'" : "")}); trainers hold a {_registration.LeaseSeconds} s lease");
     }
 
     /// <summary>A plain thread, not the thread pool: the lease says "this process runs", nothing more.</summary>

@@ -13,6 +13,9 @@ public sealed record HostOptions
     /// <summary>How this host reaches artifacts (<see cref="Shared.Hosts.ArtifactAccess"/>): shared (the API's data directory is mounted
     /// here at the same path) or remote (inputs downloaded into <c>StateDir/cache</c>, outputs uploaded to the API).</summary>
     public string Artifacts { get; init; } = Shared.Hosts.ArtifactAccess.Shared;
+    /// <summary>The name other hosts' MPI launcher reaches this host by (registered, it goes into a spanning world's <c>mpi_hosts</c>);
+    /// null: this host joins no world that spans hosts.</summary>
+    public string? MpiHost { get; init; }
     /// <summary>How often a remote run's local output folder is checked for complete checkpoints to upload.</summary>
     public TimeSpan UploadPollInterval { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>How often the final upload of a remote run is tried (2 s apart) before the run fails.</summary>

@@ -227,6 +227,9 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
                     return new(run.Attempt, RunOutcomes.Paused, exit, $"at checkpoint-{File.ReadAllText(PauseProtocol.DoneMarker(pauseFile)).Trim()}");
                 if (File.Exists(marker))
                     return new(run.Attempt, RunOutcomes.Interrupted, exit, File.ReadAllText(marker).Trim());
+                // A world across hosts that lost one of them: this attempt is gone, not the job (requeued, it resumes).
+                if (Parallel.Mpi.MpiJob.SaysHostLost(trainer.LastErrorLine))
+                    return new(run.Attempt, RunOutcomes.Interrupted, exit, trainer.LastErrorLine);
                 lastError = trainer.LastErrorLine ?? lastError;
                 bool killed = exit > 128; // a signal: 128 + its number (an OOM kill, an operator's kill -9)
                 if (!killed || restarts >= options.MaxTrainerRestarts)

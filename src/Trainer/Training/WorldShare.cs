@@ -14,7 +14,7 @@ public sealed record SharedRun(RankWorkerRequest Request, JobSpec Spec, ScalarTy
 /// Rank 0 (on the launching host) reads the request and prepares the run once, as on one host, and sends the
 /// result to every rank over MPI (one broadcast of its JSON); the others build the same <see cref="PreparedRun"/>
 /// from it. The model itself is built on every rank as on one host: a builtin or shape needs no file, a model
-/// directory must be at the same path on every host.
+/// directory must be at the same path on every host. A resumed run's checkpoint travels the same way (<see cref="CheckpointShare"/>).
 /// </summary>
 public static class WorldShare
 {
@@ -31,25 +31,27 @@ public static class WorldShare
                 ?? throw new InvalidDataException($"{requestPath}: empty request");
             mine = request.Recipe.Prepare();
             var spec = mine.Spec;
-            if (mine.OutputDir != null && Checkpoints.Resolve(spec.ResumeFromCheckpoint, mine.OutputDir) is { } checkpoint
-                && MpiHosts.Parse(spec.MpiHosts ?? "", out _).Count > 1)
-                throw new NotSupportedException($"resume_from_checkpoint: resuming a world on several hosts ({checkpoint}) is not supported yet: every rank reads the checkpoint, which only the first host has");
-            if (mine.OutputDir != null && spec.ResumeFromCheckpoint == "latest") spec = spec with { ResumeFromCheckpoint = null };   // none yet: the same on every host
+            // The checkpoint is only on this host: named by its full path, it is sent to the ranks that lack it (CheckpointShare).
+            var checkpoint = mine.OutputDir != null ? Checkpoints.Resolve(spec.ResumeFromCheckpoint, mine.OutputDir) : null;
+            if (checkpoint != null) CheckpointShare.RequireWhole(checkpoint);
+            if (mine.OutputDir != null) spec = spec with { ResumeFromCheckpoint = checkpoint != null ? Path.GetFullPath(checkpoint) : null };   // "latest" with none yet: the same on every host
             mine = mine with { Spec = spec };
             payload = JsonSerializer.SerializeToUtf8Bytes(new SharedRun(request, spec, mine.Models.DType, mine.Train, mine.Val, mine.PadId), RankProcesses.Json);
         }
         var bytes = Broadcast(world, payload);
         var shared = JsonSerializer.Deserialize<SharedRun>(bytes, RankProcesses.Json)!;
+        var resume = CheckpointShare.Local(world, shared.Spec.ResumeFromCheckpoint);
         if (mine != null) return (shared.Request, mine);
         var shape = ModelShape.TryResolve(shared.Spec.ModelNameOrPath!, out var error)
             ?? throw new InvalidOperationException($"model_name_or_path: {error} (on this host: a model directory must be at the same path on every host of mpi_hosts)");
         // No tokenizer here: only the main rank saves, and it copies the tokenizer files on the launching host.
-        return (shared.Request, new PreparedRun(shared.Spec, shape, new ModelFactory(shared.Spec, shared.DType, tokenizerDir: null), shared.Spec.OutputDir,
+        var resumed = shared.Spec with { ResumeFromCheckpoint = resume };
+        return (shared.Request, new PreparedRun(resumed, shape, new ModelFactory(resumed, shared.DType, tokenizerDir: null), resumed.OutputDir,
             shared.Train, shared.Val, shared.PadId, []) { Recipe = shared.Request.Recipe });
     }
 
     /// <summary>Rank 0's bytes on every rank: their length, then the bytes.</summary>
-    private static byte[] Broadcast(ICollectives world, byte[]? payload)
+    internal static byte[] Broadcast(ICollectives world, byte[]? payload)
     {
         using var scope = NewDisposeScope();
         var length = tensor(new[] { payload?.LongLength ?? 0 }, ScalarType.Int64);                // (1,)

@@ -27,7 +27,7 @@ public sealed class NamespaceHosts : IDisposable
         try
         {
             Ip($"link add {Bridge} type bridge");
-            Ip($"addr add 10.78.{_subnet}.254/24 dev {Bridge}");
+            Ip($"addr add {BridgeAddress}/24 dev {Bridge}");
             Ip($"link set {Bridge} up");
             for (int i = 0; i < count; i++)
             {
@@ -70,6 +70,9 @@ public sealed class NamespaceHosts : IDisposable
     public string Name(int host) => $"lsq-span-{_tag}-{host}";
 
     public string Address(int host) => $"10.78.{_subnet}.{host + 1}";
+
+    /// <summary>The root namespace's address on the bridge: every host reaches a server listening there (the API).</summary>
+    public string BridgeAddress => $"10.78.{_subnet}.254";
 
     /// <summary>The host's own folder (its working folder; invisible from the other hosts).</summary>
     public string Dir(int host) => Path.Combine(_root, $"host{host}");

@@ -33,6 +33,13 @@ public sealed partial class MpiJob : IDisposable
             _signals.Add(PosixSignalRegistration.Create(signal, _ => Kill()));   // the default handling (exit) follows
     }
 
+    /// <summary>The error type of a world that lost a host (<see cref="Failure"/>): the attempt is lost, not the job — a
+    /// host supervising the launch reports it interrupted, so it is requeued and resumes from its newest checkpoint.</summary>
+    public const string HostLostType = "HostLost";
+
+    /// <summary>Whether a trainer's error line (<see cref="RankFailedException"/>'s message) says its world lost a host.</summary>
+    public static bool SaysHostLost(string? errorLine) => errorLine?.Contains($" failed: {HostLostType}: ", StringComparison.Ordinal) == true;
+
     public const string InstallHint = "ranks as processes need MPICH (mpiexec and libmpich.so.12): apt-get install -y mpich";
 
     /// <summary>mpiexec on PATH, or null.</summary>
@@ -126,7 +133,7 @@ public sealed partial class MpiJob : IDisposable
         {
             var lost = _proxies?.Lost;
             int first = lost is null ? 0 : hosts.TakeWhile(h => h != lost).Sum(h => h.Slots);
-            return new RankFailedException(first, new RankProcessException("HostLost", lost is null
+            return new RankFailedException(first, new RankProcessException(HostLostType, lost is null
                 ? $"a host was lost (the connection of its Hydra proxy to mpiexec closed); the world ran on {MpiHosts.HydraList(hosts)}"
                 : $"host {lost.Name} (ranks {first}–{first + lost.Slots - 1}) was lost: its Hydra proxy ended while the world ran, and mpiexec ended every rank"));
         }
