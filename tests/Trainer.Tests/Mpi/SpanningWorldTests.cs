@@ -104,6 +104,30 @@ public sealed class SpanningWorldTests
         Console.WriteLine($"launch ended {watch.Elapsed.TotalSeconds:F2} s after host 1 was lost");
     }
 
+    /// <summary>mpiexec does not notice a host its launcher cannot reach (ssh failing at once): it leaves the launcher a
+    /// zombie and the other ranks wait in MPI_Init forever. The launch ends instead, naming the host.</summary>
+    [NamespaceHostsFact]
+    [Trait("Category", "Slow")]
+    public async Task UnreachableHost_LaunchEndsPromptlyNamingIt()
+    {
+        using var hosts = new NamespaceHosts(2);
+        var output = Path.Combine(hosts.Dir(0), "out");
+        var watch = Stopwatch.StartNew();
+        using var trainer = StartAcross(hosts, output, maxSteps: 2, mpiHosts: $"{hosts.Name(0)}:2,nosuchhost:2");
+        var stderr = trainer.StandardError.ReadToEndAsync();
+        _ = trainer.StandardOutput.ReadToEndAsync();
+
+        Assert.True(trainer.WaitForExit(TimeSpan.FromSeconds(60)), "the launch did not end within 60 s with a host it cannot reach");
+        watch.Stop();
+        Assert.NotEqual(0, trainer.ExitCode);
+        var error = await stderr;
+        Assert.True(error.Contains("HostLost: host nosuchhost (ranks 2–3) could not be reached"), error);
+        Assert.Contains("netns-launcher: unknown host nosuchhost", error);       // what the launcher said, passed on
+        for (var until = DateTime.UtcNow.AddSeconds(5); hosts.ProcessCount(0) > 0 && DateTime.UtcNow < until;) await Task.Delay(50);
+        Assert.True(hosts.ProcessCount(0) == 0, $"{hosts.ProcessCount(0)} processes still run on the host that was reached");
+        Console.WriteLine($"launch with an unreachable host ended after {watch.Elapsed.TotalSeconds:F2} s");
+    }
+
     private static double[] Losses(string outputDir) =>
         File.ReadAllLines(Path.Combine(outputDir, "trainer_log.jsonl")).Select(l => (double)JsonNode.Parse(l)!["loss"]!).ToArray();
 }

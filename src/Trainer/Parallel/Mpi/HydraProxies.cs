@@ -16,11 +16,19 @@ namespace LongSeqService.Trainer.Parallel.Mpi;
 internal sealed partial class HydraProxies(int mpiexecPid, IReadOnlyList<MpiHost> hosts)
 {
     private readonly HashSet<int> _watched = [];
+    private readonly HashSet<int> _watchedHosts = [];
     private long _nextLook;
     private MpiHost? _lost;
 
     /// <summary>The host whose proxy ended first, once one has.</summary>
     public MpiHost? Lost => Volatile.Read(ref _lost);
+
+    /// <summary>A child of mpiexec ended before it could be told apart: a launcher that failed at once (ssh could not
+    /// connect) is a zombie without a command line by the first look.</summary>
+    public bool UnnamedEnded { get; private set; }
+
+    /// <summary>The hosts whose proxy was never seen running.</summary>
+    public IEnumerable<MpiHost> NeverSeen => hosts.Where((_, i) => !_watchedHosts.Contains(i));
 
     /// <summary>Called while the job runs, until every host's proxy is watched; looks at most every 100 ms.</summary>
     public void Look()
@@ -29,11 +37,18 @@ internal sealed partial class HydraProxies(int mpiexecPid, IReadOnlyList<MpiHost
         _nextLook = Environment.TickCount64 + 100;
         foreach (var pid in Read($"/proc/{mpiexecPid}/task/{mpiexecPid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse))
         {
-            if (_watched.Contains(pid) || ProxyId().Match(Read($"/proc/{pid}/cmdline").Replace('\0', ' ')) is not { Success: true } m) continue;
+            if (_watched.Contains(pid)) continue;
+            if (ProxyId().Match(Read($"/proc/{pid}/cmdline").Replace('\0', ' ')) is not { Success: true } m)
+            {
+                if (Ended(Read($"/proc/{pid}/stat"))) UnnamedEnded = true;
+                continue;
+            }
             var fd = PidfdOpen(pid);
             if (fd < 0) continue;                                         // already gone and reaped: not the one that ended first
             _watched.Add(pid);
-            var host = hosts[int.Parse(m.Groups[1].Value)];
+            int id = int.Parse(m.Groups[1].Value);
+            _watchedHosts.Add(id);
+            var host = hosts[id];
             new Thread(() => WaitForEnd(fd, host)) { IsBackground = true, Name = $"hydra-proxy-{host.Name}" }.Start();
         }
     }
@@ -54,6 +69,9 @@ internal sealed partial class HydraProxies(int mpiexecPid, IReadOnlyList<MpiHost
     public static bool ConnectionClosed(IReadOnlyList<string> output) =>
         !output.Any(l => l.Contains("BAD TERMINATION", StringComparison.Ordinal))
         && output.Any(l => l.Contains("[mpiexec@", StringComparison.Ordinal) && l.Contains("assert (!closed) failed", StringComparison.Ordinal));
+
+    /// <summary>"pid (comm) state …": a zombie mpiexec has not reaped.</summary>
+    private static bool Ended(string stat) => stat.Length > 0 && stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
 
     private static string Read(string path)
     {

@@ -111,10 +111,36 @@ public sealed partial class MpiJob : IDisposable
     public bool WaitForExit(int milliseconds)
     {
         _proxies?.Look();
+        CheckWorldFormed();
         if (!_process.WaitForExit(milliseconds)) return false;
         Task.WaitAll(_pumps);
         return true;
     }
+
+    private MpiHost? _unreachable;
+    private long? _proxyEndedAt;
+
+    /// <summary>
+    /// A host whose launcher (ssh) or proxy ended before any rank of the world announced itself could not be reached:
+    /// mpiexec does not notice — it leaves the launcher a zombie and the other hosts' ranks wait in MPI_Init forever
+    /// (measured: a launch with one unreachable host never ended). After a second's grace (an announcement may still be
+    /// on its way through Hydra) the job is ended here and <see cref="Failure"/> names the host.
+    /// </summary>
+    private void CheckWorldFormed()
+    {
+        if (_unreachable != null || _proxies is not { } proxies) return;
+        var lost = proxies.Lost ?? (proxies.UnnamedEnded ? proxies.NeverSeen.FirstOrDefault() : null);
+        if (lost is null) return;
+        bool formed;
+        lock (_output) formed = _announced.Count > 0;
+        if (formed || AnnouncedRanks().Any()) return;
+        _proxyEndedAt ??= Environment.TickCount64;
+        if (Environment.TickCount64 - _proxyEndedAt < UnreachableGraceMilliseconds) return;
+        _unreachable = lost;
+        Kill();
+    }
+
+    private const int UnreachableGraceMilliseconds = 1000;
 
     public int ExitCode => _process.ExitCode;
 
@@ -129,6 +155,14 @@ public sealed partial class MpiJob : IDisposable
     {
         if (RankFailureReport.ReadFirst(_reportDir) is { } r) return new RankFailedException(r.Rank, new RankProcessException(r.Type, r.Message));
         var output = OutputTail;
+        if (_unreachable is { } gone && _hosts is { } world)
+        {
+            int first = world.TakeWhile(h => h != gone).Sum(h => h.Slots);
+            var said = output.Where(l => l.Contains(gone.Name, StringComparison.Ordinal) && !l.StartsWith("[mpiexec@", StringComparison.Ordinal)).LastOrDefault();
+            return new RankFailedException(first, new RankProcessException(HostLostType,
+                $"host {gone.Name} (ranks {first}–{first + gone.Slots - 1}) could not be reached: its launcher ended before the world formed" +
+                (said is null ? "" : $" ({said.Trim()})") + $"; the world was {MpiHosts.HydraList(world)}"));
+        }
         if (_hosts is { Count: > 1 } hosts && HydraProxies.ConnectionClosed(output))
         {
             var lost = _proxies?.Lost;
