@@ -67,6 +67,18 @@ print(p, f, s)
 PY
 )
 [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1   # a crashed test host counts as a failure
+# The failures again, last, so that the tail of a long log names them (and their first message lines).
+python3 - "$results" <<'PY' 2>/dev/null
+import sys, glob, xml.etree.ElementTree as ET
+for path in sorted(glob.glob(sys.argv[1] + "/*.trx")):
+    for r in ET.parse(path).getroot().findall(".//{*}UnitTestResult"):
+        if r.get("outcome") not in ("Failed", "Error", "Timeout", "Aborted"):
+            continue
+        print("FAILED " + r.get("testName") + " [" + r.get("duration", "?") + "]")
+        msg = r.find("{*}Output/{*}ErrorInfo/{*}Message")
+        for line in ((msg.text or "") if msg is not None else "").strip().splitlines()[:12]:
+            print("    " + line[:400])
+PY
 
 # docker-compose.yml must stay valid: checked offline when the tool is present (no Docker engine needed).
 if command -v docker-compose >/dev/null 2>&1; then
