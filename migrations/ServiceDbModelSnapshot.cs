@@ -467,6 +467,18 @@ namespace LongSeqService.Migrations
                         .HasDefaultValue("shared")
                         .HasColumnName("artifacts");
 
+                    b.Property<string>("HeldReason")
+                        .HasColumnType("text")
+                        .HasColumnName("held_reason");
+
+                    b.Property<DateTime?>("HeldUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("held_until");
+
+                    b.Property<int>("Holds")
+                        .HasColumnType("integer")
+                        .HasColumnName("holds");
+
                     b.Property<Guid?>("KeyId")
                         .HasColumnType("uuid")
                         .HasColumnName("key_id");

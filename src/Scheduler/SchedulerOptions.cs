@@ -16,6 +16,10 @@ public sealed class SchedulerOptions
     public int? LivenessGapSeconds { get; set; }
     /// <summary>How long after such a gap hosts get to be heard again. Default: the host timeout.</summary>
     public int? LivenessGraceSeconds { get; set; }
+    /// <summary>How long a host a spanning world lost (or could not reach) is kept out of spanning worlds, the first time
+    /// since it registered; each further hold doubles it, up to <see cref="LostHostHoldMaxSeconds"/>.</summary>
+    public int LostHostHoldSeconds { get; set; } = 60;
+    public int LostHostHoldMaxSeconds { get; set; } = 1800;
     /// <summary>Run the Hangfire server for the scheduler queue in this process.</summary>
     public bool RunServer { get; set; } = true;
     /// <summary>Register the recurring liveness / placement jobs.</summary>

@@ -76,13 +76,4 @@ public sealed class PlacementSpanningTests
         Assert.Null(PlacementSteps.Span(Job(sp: 4), [Host(1, 2, 0, 1), loner]));
         Assert.Equal([(1, new[] { 0, 1 }), (2, new[] { 0, 1 })], Parts(PlacementSteps.Span(Job(sp: 4), [Host(1, 2, 0, 1), loner, Host(2, 2, 0, 1)])!));
     }
-
-    [Fact]
-    public void Plan_JobThatMayNotSpan_WaitsAndLeavesTheSlotsToOthers()
-    {
-        var zero = Job(sp: 4) with { MaySpan = false };
-        var small = Job(sp: 2, ageRank: 1);
-        var binding = Assert.Single(PlacementSteps.Plan([zero, small], [Host(1, 2, 0, 1), Host(2, 2, 0, 1)], spanHosts: true));
-        Assert.Equal(small.JobId, binding.JobId);
-    }
 }

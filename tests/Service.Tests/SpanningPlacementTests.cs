@@ -14,7 +14,7 @@ namespace LongSeqService.Service.Tests;
 
 /// <summary>
 /// A job's world across hosts, against the database: placement leases slots on every host of the span in one
-/// binding (only hosts that registered an MPI host name, only jobs without ZeRO), the first host is leased the run
+/// binding (only hosts that registered an MPI host name), the first host is leased the run
 /// and its start answer carries the <c>mpi_hosts</c> derived from the binding, the other hosts keep their slots
 /// busy and start nothing, and losing any host of the span requeues the attempt and frees the slots on all of them.
 /// Each test uses hosts of its own and starts from an empty queue (the class shares one database).
@@ -131,32 +131,14 @@ public sealed class SpanningPlacementTests(ServiceFactory factory) : IClassFixtu
     }
 
     [Fact]
-    public async Task Submit_ZeroStageWorldLargerThanAnyHost_Is422NamingZeroStage()
+    public async Task Submit_ZeroStageWorldLargerThanAnyHost_IsPlacedAcrossHosts()
     {
-        for (int i = 0; i < 4; i++) await HostAsync(2);                                    // 8 slots across span hosts, none has more than 4
-        var response = await _client.PostAsJsonAsync("/v1/jobs", new
-        {
-            model_name_or_path = "builtin:tiny-llama", dataset = _dataset.Id, sequence_parallel_size = 8, zero_stage = 1, launch = "processes",
-        });
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
-        Assert.Contains("zero_stage", body);
-        Assert.Contains("across hosts is not supported", body);
-        Assert.Equal(8, await WithDb(db => db.HostSlots.CountAsync(s => db.Hosts.Any(h => h.Id == s.HostId && h.State == HostStates.Online))));
-    }
-
-    [Fact]
-    public async Task Pass_ZeroJobThatNoHostHoldsNow_WaitsInsteadOfSpanning()
-    {
-        var a = await HostAsync(4);
-        var b = await HostAsync(2);
-        var job = await SubmitAsync(sp: 4, zeroStage: 1);                                    // host a could hold it alone
-        var busy = Guid.NewGuid();                                                          // another world holds half of a
-        await WithDb(db => db.HostSlots.Where(s => s.HostId == a.Id && s.Index >= 2).ExecuteUpdateAsync(s => s.SetProperty(x => x.JobId, busy)));
-        // a has 2 free, b has 2: together they hold 4, but a ZeRO job may not span.
-        Assert.Empty(await PassAsync());
-        Assert.Empty(await HeldAsync(job));
-        Assert.Equal(2, await WithDb(db => db.HostSlots.CountAsync(s => s.HostId == b.Id && s.JobId == null)));
+        var hosts = new List<SpanHost>();
+        for (int i = 0; i < 4; i++) hosts.Add(await HostAsync(2));                          // 8 slots across span hosts, none has more than 2
+        var job = await SubmitAsync(sp: 8, zeroStage: 3);                                   // ZeRO's partitions reach rank 0 over MPI
+        var binding = Assert.Single(await PassAsync());
+        Assert.Equal(job, binding.JobId);
+        Assert.Equal(hosts.Select(h => h.Id).Order(), binding.Parts.Select(p => p.HostId).Order());
     }
 
     [Fact]
@@ -208,6 +190,50 @@ public sealed class SpanningPlacementTests(ServiceFactory factory) : IClassFixtu
         Assert.Equal([new RunningRun(job, 1)], (await BeatAsync(second)).Joined);
         var shown = (await _client.GetFromJsonAsync<HostDto>($"/v1/hosts/{second.Id}", WireJson.Options))!;
         Assert.All(shown.Slots, s => Assert.Equal(job, s.JobId));
+    }
+
+    /// <summary>The launching host reports the attempt interrupted because its world lost the other host (or could not
+    /// reach it). That host still heartbeats (up but unreachable) or is not yet timed out (dead): without a hold the
+    /// requeued job would be placed straight back onto it, attempt after attempt.</summary>
+    [Fact]
+    public async Task Finish_InterruptedNamingTheLostHost_HoldsItFromSpansDoublingUntilItRegistersAgain()
+    {
+        var (job, first, second, _) = await PlaceAcrossTwoAsync();
+        async Task InterruptAsync(int attempt)
+        {
+            Assert.True((await first.Client.PostAsJsonAsync($"/v1/hosts/{first.Id}/runs/{job}/start", new StartRunRequest(attempt), WireJson.Options)).IsSuccessStatusCode);
+            var finished = await first.Client.PostAsJsonAsync($"/v1/hosts/{first.Id}/runs/{job}/finish", new FinishRunRequest(attempt, RunOutcomes.Interrupted, 1,
+                $"rank 2 failed: HostLost: host {second.MpiName} (ranks 2–3) could not be reached: its launcher ended before the world formed", second.MpiName), WireJson.Options);
+            Assert.True(finished.IsSuccessStatusCode, await finished.Content.ReadAsStringAsync());
+        }
+        async Task<TimeSpan> HeldForAsync()
+        {
+            var shown = (await _client.GetFromJsonAsync<HostDto>($"/v1/hosts/{second.Id}", WireJson.Options))!;
+            Assert.Contains($"job {job}", shown.HeldReason);
+            Assert.Contains("could not be reached", shown.HeldReason);
+            return shown.HeldFromSpansUntil!.Value - DateTimeOffset.UtcNow;
+        }
+
+        await InterruptAsync(1);
+        Assert.Equal(JobStates.Queued, (await WithDb(db => db.Jobs.AsNoTracking().FirstAsync(j => j.Id == job))).State);
+        Assert.InRange((await HeldForAsync()).TotalSeconds, 50, 60);
+        Assert.Empty(await PassAsync());                                                    // only the first host's 2 slots may take it
+        Assert.Empty(await HeldAsync(job));
+        Assert.Null((await _client.GetFromJsonAsync<HostDto>($"/v1/hosts/{first.Id}", WireJson.Options))!.HeldFromSpansUntil);
+
+        // The hold over, the job spans both again; lost again, the host is held twice as long.
+        await WithDb(db => db.Hosts.Where(h => h.Id == second.Id).ExecuteUpdateAsync(s => s.SetProperty(h => h.HeldUntil, DateTime.UtcNow.AddSeconds(-1))));
+        Assert.Single(await PassAsync());
+        await InterruptAsync(2);
+        Assert.InRange((await HeldForAsync()).TotalSeconds, 110, 120);
+        Assert.Empty(await PassAsync());
+
+        // Registering again (the host restarted) ends the hold: placed across both at once.
+        await factory.RegisterHostAsync(second.Name, 2, mpiHost: second.MpiName);
+        Assert.Null((await _client.GetFromJsonAsync<HostDto>($"/v1/hosts/{second.Id}", WireJson.Options))!.HeldFromSpansUntil);
+        var binding = Assert.Single(await PassAsync());
+        Assert.Equal(new[] { first.Id, second.Id }.Order(), binding.Parts.Select(p => p.HostId).Order());
+        Assert.Equal(3, (await WithDb(db => db.Jobs.AsNoTracking().FirstAsync(j => j.Id == job))).Attempt);
     }
 
     [Fact]

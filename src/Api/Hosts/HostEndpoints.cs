@@ -94,6 +94,7 @@ public static class HostEndpoints
             host.KeyId = key;
             host.Artifacts = artifacts;
             host.MpiHost = request.MpiHost;
+            (host.HeldUntil, host.HeldReason, host.Holds) = (null, null, 0);   // restarted: it may join spanning worlds again
             await db.HostSlots.Where(s => s.HostId == host.Id).ExecuteDeleteAsync();
             await db.SaveChangesAsync();
         }

@@ -4,6 +4,7 @@ using LongSeqService.Api.Infrastructure;
 using LongSeqService.Api.Jobs;
 using LongSeqService.Api.Datasets;
 using LongSeqService.Api.Progress;
+using LongSeqService.Scheduler;
 using LongSeqService.Scheduler.Data;
 using LongSeqService.Scheduler.Jobs;
 using LongSeqService.Scheduler.Placement;
@@ -110,7 +111,7 @@ public static class RunEndpoints
     /// <param name="hostId">The host's id.</param>
     /// <param name="jobId">The job.</param>
     private static async Task<Results<NoContent, ProblemHttpResult>> Finish(int hostId, Guid jobId, FinishRunRequest request, ClaimsPrincipal user,
-        ServiceDb db, JobStateMachine jobs, PlacementTrigger placement, IOptions<LongSeqOptions> o)
+        ServiceDb db, JobStateMachine jobs, PlacementTrigger placement, IOptions<LongSeqOptions> o, IOptions<SchedulerOptions> scheduler)
     {
         if (await HostOwnership.RefuseAsync(db, user, hostId) is { } refused) return refused;
         if (!RunOutcomes.All.Contains(request.Outcome)) return Problems.Invalid("outcome", $"one of {string.Join(", ", RunOutcomes.All)}");
@@ -143,7 +144,28 @@ public static class RunEndpoints
                         s => s.SetProperty(j => j.HostId, (int?)null), mine),
         };
         if (!done) return Stale(jobId, request.Attempt, hostId);
+        if (request.Outcome == RunOutcomes.Interrupted && request.LostHost is { Length: > 0 and <= 253 } lostHost)
+            await HoldLostHostAsync(db, jobId, request.Attempt, hostId, lostHost, error, scheduler.Value);
         placement.Request();
         return TypedResults.NoContent();
+    }
+
+    /// <summary>
+    /// A world across hosts lost a host (or its launcher could not reach one): that host is kept out of spanning worlds
+    /// for a while, or the requeued job would be placed straight back onto it — a host that died stays Online until its
+    /// heartbeat times out, and one that is up but unreachable over ssh heartbeats on. Each hold since the host last
+    /// registered is twice as long as the one before; registering again (the host restarted) ends it.
+    /// </summary>
+    private static async Task HoldLostHostAsync(ServiceDb db, Guid jobId, int attempt, int reportingHost, string lostHost, string? error, SchedulerOptions o)
+    {
+        var span = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => j.SpanHostIds).FirstAsync();
+        int[] world = [reportingHost, .. span];
+        var host = await db.Hosts.FirstOrDefaultAsync(h => world.Contains(h.Id) && h.MpiHost == lostHost);
+        if (host is null) return;                                          // not a host of this world: nothing to hold
+        var hold = TimeSpan.FromSeconds(Math.Min(o.LostHostHoldMaxSeconds, o.LostHostHoldSeconds * Math.Pow(2, Math.Min(host.Holds, 20))));
+        host.HeldUntil = DateTime.UtcNow + hold;
+        host.HeldReason = $"job {jobId} attempt {attempt} on host {reportingHost}: {error ?? "the host was lost"}";
+        host.Holds++;
+        await db.SaveChangesAsync();
     }
 }

@@ -79,11 +79,7 @@ public static class JobSubmission
             var largest = await db.HostSlots.GroupBy(s => s.HostId).Select(g => (int?)g.Count()).MaxAsync(ct) ?? 0;
             // Larger than any host: it may span the hosts that join spanning worlds (an MPI host name), all together.
             var spanning = spec.WorldSize > largest ? await db.HostSlots.CountAsync(s => db.Hosts.Any(h => h.Id == s.HostId && h.MpiHost != null), ct) : 0;
-            if (spec.WorldSize > largest && spec.WorldSize <= spanning && spec.ZeroStage != 0)
-                errors.Add(new("zero_stage", $"the job needs {spec.WorldSize} slots, more than any one host has ({largest}), so its world would span hosts, " +
-                    "and zero_stage ≥ 1 across hosts is not supported yet (every rank writes its optimizer partition into output_dir, which only the first host has); " +
-                    $"use zero_stage 0, or at most {largest} ranks"));
-            else if (spec.WorldSize > largest && spec.WorldSize > spanning)
+            if (spec.WorldSize > largest && spec.WorldSize > spanning)
                 errors.Add(new(spec.DataParallelSize > 1 ? "data_parallel_size" : "sequence_parallel_size",
                     largest == 0 ? "no trainer host is registered, so no job can be placed; start one (trainer host --api … --token …)"
                                  : $"the job needs {spec.WorldSize} slots on one host (sequence_parallel_size × data_parallel_size) and the largest registered host has {largest}; use at most {largest}"

@@ -18,11 +18,19 @@ public sealed class TrainerHost
     /// <summary>The name other hosts' MPI launcher (ssh, or <c>LONGSEQ_MPI_LAUNCHER_EXEC</c>) reaches this host by, as it
     /// goes into <c>mpi_hosts</c>; null: the host does not join worlds that span hosts.</summary>
     public string? MpiHost { get; set; }
+    /// <summary>Until then the host joins no world across hosts: one such world lost it or could not reach it (a host
+    /// that died stays Online until its heartbeat times out; one up but unreachable over ssh would be placed again at once).
+    /// Cleared when the host registers again.</summary>
+    public DateTime? HeldUntil { get; set; }
+    public string? HeldReason { get; set; }
+    /// <summary>Holds since the host last registered: each one twice as long as the one before (<see cref="SchedulerOptions.LostHostHoldSeconds"/>).</summary>
+    public int Holds { get; set; }
     public List<HostSlot> Slots { get; set; } = [];
 
     public HostDto ToDto(Func<Guid?, Guid?> showJob) => new(Id, Name, State, RegisteredAt, LastHeartbeatAt,
         Slots.Count, Slots.Count(s => s.JobId == null),
-        Slots.OrderBy(s => s.Index).Select(s => new SlotDto(s.Index, s.Device, s.MemoryBytes, showJob(s.JobId))).ToList());
+        Slots.OrderBy(s => s.Index).Select(s => new SlotDto(s.Index, s.Device, s.MemoryBytes, showJob(s.JobId))).ToList(),
+        HeldUntil > DateTime.UtcNow ? HeldUntil : null, HeldUntil > DateTime.UtcNow ? HeldReason : null);
 }
 
 /// <summary>One slot of a host (a GPU, or a CPU slot). <see cref="JobId"/> is the reservation: binding

@@ -13,10 +13,6 @@ public sealed record HostSnapshot(int HostId, IReadOnlyList<int> FreeSlots, int 
 public sealed record PendingJob(Guid JobId, int SequenceParallelSize, int DataParallelSize, int Priority, DateTime CreatedAt, long? RankMemoryBytes = null)
 {
     public int WorldSize => SequenceParallelSize * DataParallelSize;
-
-    /// <summary>Its world may span hosts: false with zero_stage ≥ 1 (every rank would write its optimizer partition into
-    /// output_dir, which only the launching host has).</summary>
-    public bool MaySpan { get; init; } = true;
 }
 
 /// <summary>A decision: these slots of this host for this job. Bound all-or-nothing. A job that spans hosts

@@ -29,15 +29,15 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
     public async Task<IReadOnlyList<Binding>> RunAsync(CancellationToken ct = default)
     {
         var clock = Stopwatch.StartNew();
+        var now = DateTime.UtcNow;
         var hosts = await db.Hosts.AsNoTracking().Where(h => h.State == HostStates.Online)
             .Select(h => new HostSnapshot(h.Id, h.Slots.Where(s => s.JobId == null).Select(s => s.Index).ToList(), h.Slots.Count, h.Slots.Min(s => s.MemoryBytes))
-                { JoinsSpans = h.MpiHost != null })
+                { JoinsSpans = h.MpiHost != null && (h.HeldUntil == null || h.HeldUntil <= now) })
             .ToListAsync(ct);
         if (hosts.All(h => h.FreeSlots.Count == 0)) return [];
         var queue = await db.Jobs.AsNoTracking().Where(j => j.State == JobStates.Queued)
             .OrderByDescending(j => j.Priority).ThenBy(j => j.CreatedAt).Take(10_000)
-            .Select(j => new PendingJob(j.Id, j.SequenceParallelSize, j.DataParallelSize, j.Priority, j.CreatedAt, j.RankMemoryBytes)
-                { MaySpan = EF.Functions.JsonContains(j.Spec, ZeroStageZero) })
+            .Select(j => new PendingJob(j.Id, j.SequenceParallelSize, j.DataParallelSize, j.Priority, j.CreatedAt, j.RankMemoryBytes))
             .ToListAsync(ct);
         // A job no host can hold alone may span the hosts that join spans (they registered an MPI host name).
         var plan = PlacementSteps.Plan(queue, hosts, spanHosts: true);
@@ -63,9 +63,6 @@ public sealed class PlacementPass(ServiceDb db, IJobNotifier notifier, ILogger<P
     }
 
     private sealed record Bound(Binding Binding, int Attempt, Guid TenantId, string Reason, DateTime At);
-
-    /// <summary>The spec holds every key (defaults included), so a job without ZeRO says <c>"zero_stage": 0</c>.</summary>
-    private const string ZeroStageZero = """{"zero_stage": 0}""";
 
     private static string ReasonFor(Binding b) => b.More.Count == 0
         ? $"placed on host {b.HostId}, slots {string.Join(",", b.SlotIndexes)}"

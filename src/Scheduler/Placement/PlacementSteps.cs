@@ -38,7 +38,6 @@ public static class PlacementSteps
     /// </summary>
     public static Binding? Span(PendingJob job, IEnumerable<HostSnapshot> hosts)
     {
-        if (!job.MaySpan) return null;
         var candidates = hosts.Where(h => h.JoinsSpans && h.FreeSlots.Count > 0 && HoldsRank(job, h)).ToList();
         if (candidates.Sum(h => h.FreeSlots.Count) < job.WorldSize) return null;
         int sp = job.SequenceParallelSize;

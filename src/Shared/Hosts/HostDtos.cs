@@ -85,5 +85,9 @@ public sealed record SlotDto(int Index, string Device, long? MemoryBytes, Guid? 
 /// <param name="TotalSlots">Its slot count.</param>
 /// <param name="FreeSlots">Slots no job holds.</param>
 /// <param name="Slots">Every slot, by index.</param>
+/// <param name="HeldFromSpansUntil">While set and in the future: a world across hosts lost this host or could not reach it, so
+/// placement puts it in no spanning world until then (it still runs jobs of its own) or until it registers again.</param>
+/// <param name="HeldReason">Why it is held: the job, the attempt and what its launcher said.</param>
 public sealed record HostDto(int Id, string Name, [property: ClosedSet(typeof(HostStates))] string State, DateTimeOffset RegisteredAt,
-    DateTimeOffset LastHeartbeatAt, int TotalSlots, int FreeSlots, IReadOnlyList<SlotDto> Slots);
+    DateTimeOffset LastHeartbeatAt, int TotalSlots, int FreeSlots, IReadOnlyList<SlotDto> Slots,
+    DateTimeOffset? HeldFromSpansUntil = null, string? HeldReason = null);

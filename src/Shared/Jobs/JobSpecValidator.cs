@@ -45,8 +45,6 @@ public static class JobSpecValidator
             if (hostError is null && s.SequenceParallelSize >= 1)
                 Need(hosts.Sum(h => h.Slots) == s.WorldSize, "mpi_hosts",
                     $"the slots add up to {hosts.Sum(h => h.Slots)}, the world is sequence_parallel_size × data_parallel_size = {s.WorldSize} ranks; give one slot per rank");
-            if (hostError is null && hosts.Count > 1)
-                Need(s.ZeroStage == 0, "zero_stage", "with mpi_hosts on several hosts only 0 for now: with ZeRO every rank writes its optimizer partition into output_dir, which only the first host has");
         }
 
         if (model != null && s.SequenceParallelSize >= 1)

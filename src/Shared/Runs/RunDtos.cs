@@ -85,4 +85,7 @@ public sealed record RunMetricsRequest(int Attempt, IReadOnlyList<TrainerLogReco
 /// <param name="Outcome">How it ended.</param>
 /// <param name="ExitCode">The trainer's exit code, when it exited.</param>
 /// <param name="Error">The trainer's last error line, for a failed run.</param>
-public sealed record FinishRunRequest(int Attempt, [property: ClosedSet(typeof(RunOutcomes))] string Outcome, int? ExitCode, string? Error);
+/// <param name="LostHost">For an interrupted run whose world spanned hosts: the MPI host name (as in mpi_hosts) of the host
+/// the world lost or could not reach. The API holds that host out of spanning worlds for a while (until it registers again),
+/// so the requeued job is not placed straight back onto it.</param>
+public sealed record FinishRunRequest(int Attempt, [property: ClosedSet(typeof(RunOutcomes))] string Outcome, int? ExitCode, string? Error, string? LostHost = null);

@@ -229,7 +229,7 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
                     return new(run.Attempt, RunOutcomes.Interrupted, exit, File.ReadAllText(marker).Trim());
                 // A world across hosts that lost one of them: this attempt is gone, not the job (requeued, it resumes).
                 if (Parallel.Mpi.MpiJob.SaysHostLost(trainer.LastErrorLine))
-                    return new(run.Attempt, RunOutcomes.Interrupted, exit, trainer.LastErrorLine);
+                    return new(run.Attempt, RunOutcomes.Interrupted, exit, trainer.LastErrorLine, Parallel.Mpi.MpiJob.LostHostName(trainer.LastErrorLine));
                 lastError = trainer.LastErrorLine ?? lastError;
                 bool killed = exit > 128; // a signal: 128 + its number (an OOM kill, an operator's kill -9)
                 if (!killed || restarts >= options.MaxTrainerRestarts)

@@ -8,21 +8,13 @@ namespace LongSeqService.Trainer.Training;
 /// Resuming a world that spans hosts (<c>mpi_hosts</c>): the checkpoint is on the launching host only, where rank 0
 /// wrote it. Rank 0 sends its files over MPI to the ranks that cannot see the folder (in pieces of
 /// <see cref="PieceBytes"/>); they lay them out in a folder of their own and resume from that, so every rank loads the
-/// same bytes as on one host. Only a whole checkpoint travels this way: the consolidated weights, optimizer.safetensors
-/// and trainer_state.json, all written by rank 0 (zero_stage 0). With zero_stage ≥ 1 each rank writes its own
-/// optimizer partition into output_dir, which ranks on other hosts do not have: refused (<see cref="RequireWhole"/>).
+/// same bytes as on one host. With zero_stage ≥ 1 the folder holds every rank's optimizer partition (the ranks on other
+/// hosts sent theirs to rank 0 when it was saved: <see cref="PartitionRelay"/>); they all travel, and each rank loads
+/// the ones that overlap what it holds now, whatever world wrote them.
 /// </summary>
 public static class CheckpointShare
 {
     private const int PieceBytes = 64 << 20;
-
-    /// <summary>Rank 0, before sharing: the checkpoint must be whole (no per-rank optimizer partitions).</summary>
-    public static void RequireWhole(string checkpoint)
-    {
-        if (!File.Exists(Path.Combine(checkpoint, "optimizer.safetensors")) || Directory.EnumerateFiles(checkpoint, "optimizer-*.safetensors").Any())
-            throw new NotSupportedException($"resume_from_checkpoint: {checkpoint} keeps its optimizer state in per-rank partitions (zero_stage ≥ 1); " +
-                "a world on several hosts resumes only from a whole checkpoint written by rank 0 (zero_stage 0), since ranks on other hosts cannot read the partitions");
-    }
 
     /// <summary>Called by every rank of the world with rank 0's checkpoint path (or null: nothing to resume). Returns the
     /// folder this rank resumes from: rank 0's own where this rank sees it, else a local copy received from rank 0.</summary>

@@ -45,7 +45,22 @@ public static class Checkpoints
         var tmp = main ? Begin(outputDir, step, saveWeights) : TempDir(outputDir, step);
         world.Barrier();                                    // the folder exists before anyone writes into it
         if (states.Partitioned)
-            WriteOptimizer(tmp, PartitionFile(states.Range), states.Optimizer, rngFile: main ? RngFile : null);
+        {
+            // A rank on another host (mpi_hosts) does not see the folder: it writes its part locally and sends it to rank 0.
+            var away = PartitionRelay.Away(world, Directory.Exists(tmp));
+            if (away.Contains(world.Rank))
+            {
+                var local = Directory.CreateTempSubdirectory("longseq-partition-").FullName;
+                try
+                {
+                    WriteOptimizer(local, PartitionFile(states.Range), states.Optimizer, rngFile: null);
+                    PartitionRelay.Send(world, Path.Combine(local, PartitionFile(states.Range)));
+                }
+                finally { Directory.Delete(local, recursive: true); }
+            }
+            else WriteOptimizer(tmp, PartitionFile(states.Range), states.Optimizer, rngFile: main ? RngFile : null);
+            if (main) foreach (var rank in away) PartitionRelay.Receive(world, rank, tmp);
+        }
         else if (main)
             WriteOptimizer(tmp, OptimizerFile, states.Optimizer, rngFile: null);
         world.Barrier();                                    // every part is written before the folder is renamed into place

@@ -33,7 +33,6 @@ public static class WorldShare
             var spec = mine.Spec;
             // The checkpoint is only on this host: named by its full path, it is sent to the ranks that lack it (CheckpointShare).
             var checkpoint = mine.OutputDir != null ? Checkpoints.Resolve(spec.ResumeFromCheckpoint, mine.OutputDir) : null;
-            if (checkpoint != null && MpiHosts.Parse(spec.MpiHosts ?? "", out _).Count > 1) CheckpointShare.RequireWhole(checkpoint);   // one host: every rank sees the partitions
             if (mine.OutputDir != null) spec = spec with { ResumeFromCheckpoint = checkpoint != null ? Path.GetFullPath(checkpoint) : null };   // "latest" with none yet: the same on every host
             mine = mine with { Spec = spec };
             payload = JsonSerializer.SerializeToUtf8Bytes(new SharedRun(request, spec, mine.Models.DType, mine.Train, mine.Val, mine.PadId), RankProcesses.Json);

@@ -11,19 +11,30 @@ namespace LongSeqService.Trainer.Tests.Mpi;
 /// </summary>
 public sealed class SpanningWorldTests
 {
-    private static string[] TrainArgs(string outputDir, int maxSteps) =>
+    private static string[] TrainArgs(string outputDir, int maxSteps, params string[] more) =>
     [
         "train", "--model_name_or_path", "builtin:tiny-llama", "--dataset", "identity.json", "--template", "llama3", "--output_dir", outputDir,
         "--sequence_parallel_size", "4", "--launch", "processes", "--max_steps", maxSteps.ToString(), "--cutoff_len", "64",
-        "--logging_steps", "1", "--seed", "7", "--learning_rate", "1e-3",
+        "--logging_steps", "1", "--seed", "7", "--learning_rate", "1e-3", .. more,
     ];
 
-    private static Process StartAcross(NamespaceHosts hosts, string outputDir, int maxSteps, string? mpiHosts = null)
+    private static Process StartAcross(NamespaceHosts hosts, string outputDir, int maxSteps, string? mpiHosts = null, params string[] more)
     {
-        File.Copy(RepoPaths.Data("identity.json"), Path.Combine(hosts.Dir(0), "identity.json"));
+        var data = Path.Combine(hosts.Dir(0), "identity.json");
+        if (!File.Exists(data)) File.Copy(RepoPaths.Data("identity.json"), data);
         var env = hosts.LaunchEnvironment(launchingHost: 0);
         env["OMP_NUM_THREADS"] = "1";                                   // as TrainerProcess: the single-host run beside it has the same
-        return hosts.Start(0, env, "dotnet", [TrainerProcess.Dll, .. TrainArgs(outputDir, maxSteps), "--mpi_hosts", mpiHosts ?? hosts.MpiHosts(slots: 2)]);
+        return hosts.Start(0, env, "dotnet", [TrainerProcess.Dll, .. TrainArgs(outputDir, maxSteps, more), "--mpi_hosts", mpiHosts ?? hosts.MpiHosts(slots: 2)]);
+    }
+
+    private static async Task<string> RunAcross(NamespaceHosts hosts, string outputDir, int maxSteps, params string[] more)
+    {
+        using var trainer = StartAcross(hosts, outputDir, maxSteps, null, more);
+        var stderr = trainer.StandardError.ReadToEndAsync();
+        _ = trainer.StandardOutput.ReadToEndAsync();
+        Assert.True(trainer.WaitForExit(TimeSpan.FromMinutes(3)), "the run across hosts did not finish in 3 minutes");
+        Assert.True(trainer.ExitCode == 0, await stderr);
+        return await stderr;
     }
 
     [NamespaceHostsFact]
@@ -126,6 +137,41 @@ public sealed class SpanningWorldTests
         for (var until = DateTime.UtcNow.AddSeconds(5); hosts.ProcessCount(0) > 0 && DateTime.UtcNow < until;) await Task.Delay(50);
         Assert.True(hosts.ProcessCount(0) == 0, $"{hosts.ProcessCount(0)} processes still run on the host that was reached");
         Console.WriteLine($"launch with an unreachable host ended after {watch.Elapsed.TotalSeconds:F2} s");
+    }
+
+    /// <summary>ZeRO across hosts: the ranks on host 1 do not see the checkpoint folder, so they send their optimizer
+    /// partitions to rank 0; resumed from that checkpoint across the hosts again (the partitions sent back out), the run
+    /// ends with the very model of an uninterrupted run on one host.</summary>
+    [NamespaceHostsFact]
+    [Trait("Category", "Slow")]
+    public async Task ZeroStage3_AcrossTwoHosts_CheckpointHoldsEveryPartitionAndResumesToTheOneHostModel()
+    {
+        using var hosts = new NamespaceHosts(2);
+        var across = Path.Combine(hosts.Dir(0), "out");
+        string[] zero = ["--zero_stage", "3", "--save_steps", "2"];
+        await RunAcross(hosts, across, 4, zero);                                            // checkpoint-2 on the way
+        var checkpoint = Path.Combine(across, "checkpoint-2");
+        var parts = Directory.GetFiles(checkpoint, "optimizer-*.safetensors");
+        Assert.Equal(4, parts.Length);                                                      // host 1's two came over MPI
+        Assert.All(parts, p => Assert.True(new FileInfo(p).Length > 0, p));
+        Assert.NotEqual(0, hosts.RunAsProxy(1, $"test -e {across}/checkpoint-2"));           // nothing of it on host 1's disk
+
+        var resumed = Path.Combine(hosts.Dir(0), "resumed");
+        await RunAcross(hosts, resumed, 4, [.. zero, "--resume_from_checkpoint", checkpoint]);
+
+        var oneHost = Directory.CreateTempSubdirectory("span-zero-one-host-").FullName;
+        try
+        {
+            File.Copy(RepoPaths.Data("identity.json"), Path.Combine(oneHost, "identity.json"));
+            var single = TrainerProcess.Run(oneHost, TimeSpan.FromMinutes(3), TrainArgs(Path.Combine(oneHost, "out"), 4, zero));
+            Assert.True(single.ExitCode == 0, single.ToString());
+            var model = File.ReadAllBytes(Path.Combine(oneHost, "out", "model.safetensors"));
+            Assert.Equal(Losses(Path.Combine(oneHost, "out")), Losses(across));
+            Assert.Equal(model, File.ReadAllBytes(Path.Combine(across, "model.safetensors")));
+            Assert.Equal(Losses(Path.Combine(oneHost, "out"))[2..], Losses(resumed)[^2..]);
+            Assert.Equal(model, File.ReadAllBytes(Path.Combine(resumed, "model.safetensors")));
+        }
+        finally { Directory.Delete(oneHost, recursive: true); }
     }
 
     private static double[] Losses(string outputDir) =>

@@ -44,12 +44,14 @@ internal sealed partial class HydraProxies(int mpiexecPid, IReadOnlyList<MpiHost
                 continue;
             }
             var fd = PidfdOpen(pid);
-            if (fd < 0) continue;                                         // already gone and reaped: not the one that ended first
+            if (fd < 0 && Marshal.GetLastPInvokeError() == EsrchErrno) continue;   // already gone and reaped: not the one that ended first
             _watched.Add(pid);
             int id = int.Parse(m.Groups[1].Value);
             _watchedHosts.Add(id);
             var host = hosts[id];
-            new Thread(() => WaitForEnd(fd, host)) { IsBackground = true, Name = $"hydra-proxy-{host.Name}" }.Start();
+            // Without pidfd_open (a kernel before 5.3, or a seccomp profile that refuses it), a 5 ms look at /proc.
+            ThreadStart wait = fd >= 0 ? () => WaitForEnd(fd, host) : () => PollForEnd(pid, host);
+            new Thread(wait) { IsBackground = true, Name = $"hydra-proxy-{host.Name}" }.Start();
         }
     }
 
@@ -59,6 +61,13 @@ internal sealed partial class HydraProxies(int mpiexecPid, IReadOnlyList<MpiHost
         while (Poll(ref poll, 1, -1) < 0 && Marshal.GetLastPInvokeError() == EintrErrno) { }
         Interlocked.CompareExchange(ref _lost, host, null);
         Close(fd);
+    }
+
+    private void PollForEnd(int pid, MpiHost host)
+    {
+        string stat;
+        while ((stat = Read($"/proc/{pid}/stat")).Length > 0 && !Ended(stat)) Thread.Sleep(5);
+        Interlocked.CompareExchange(ref _lost, host, null);
     }
 
     /// <summary>
@@ -83,6 +92,7 @@ internal sealed partial class HydraProxies(int mpiexecPid, IReadOnlyList<MpiHost
     private const long SysPidfdOpen = 434;                                // the same number on x86-64 and arm64
     private const short PollIn = 0x1;
     private const int EintrErrno = 4;
+    private const int EsrchErrno = 3;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct PollFd

@@ -40,6 +40,10 @@ public sealed partial class MpiJob : IDisposable
     /// <summary>Whether a trainer's error line (<see cref="RankFailedException"/>'s message) says its world lost a host.</summary>
     public static bool SaysHostLost(string? errorLine) => errorLine?.Contains($" failed: {HostLostType}: ", StringComparison.Ordinal) == true;
 
+    /// <summary>The MPI host name such a line names as lost or unreachable (<see cref="Failure"/>'s words), or null when it names none.</summary>
+    public static string? LostHostName(string? errorLine) =>
+        SaysHostLost(errorLine) && LostHostLine().Match(errorLine!) is { Success: true } m ? m.Groups[1].Value : null;
+
     public const string InstallHint = "ranks as processes need MPICH (mpiexec and libmpich.so.12): apt-get install -y mpich";
 
     /// <summary>mpiexec on PATH, or null.</summary>
@@ -329,4 +333,7 @@ public sealed partial class MpiJob : IDisposable
 
     [GeneratedRegex(@"EXIT CODE: (\d+)")]
     private static partial Regex ExitCodeLine();
+
+    [GeneratedRegex(@" failed: HostLost: host (\S+) \(ranks \d+–\d+\) (?:was lost|could not be reached)")]
+    private static partial Regex LostHostLine();
 }
