@@ -9,9 +9,12 @@ namespace LongSeqService.Trainer.Host;
 /// A host's local copy of run inputs, by content: <c>&lt;state-dir&gt;/cache/sha256/&lt;hash&gt;</c>. A file is
 /// downloaded into <c>cache/partial/&lt;hash&gt;</c> (continued with a Range request after an interruption), its
 /// SHA-256 checked, and only then renamed into the cache, so the cache never holds half a file or wrong bytes;
-/// a hash already there is reused without asking the API.
+/// a hash already there is reused without asking the API. With <paramref name="maxBytes"/>, the files used least
+/// recently (a file's modification time is set at each use) are deleted once a new one takes the cache over that size;
+/// the file just fetched stays whatever its size. A run still using a deleted file keeps it: runs get hard links (or
+/// copies), so the space comes back when that run's folder goes.
 /// </summary>
-public sealed class ArtifactCache(string stateDir)
+public sealed class ArtifactCache(string stateDir, long? maxBytes = null)
 {
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new();
     public string Dir => Path.Combine(stateDir, "cache", "sha256");
@@ -25,12 +28,12 @@ public sealed class ArtifactCache(string stateDir)
     {
         if (!System.Text.RegularExpressions.Regex.IsMatch(input.Sha256, "^[0-9a-f]{64}$")) throw new InvalidDataException($"input {input.Path}: '{input.Sha256}' is not a SHA-256");
         var cached = Path.Combine(Dir, input.Sha256);
-        if (File.Exists(cached)) return cached;
+        if (Touch(cached)) return cached;
         var gate = _locks.GetOrAdd(input.Sha256, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(ct);
         try
         {
-            if (File.Exists(cached)) return cached;
+            if (Touch(cached)) return cached;
             Directory.CreateDirectory(Dir);
             Directory.CreateDirectory(PartialDir);
             var partial = Path.Combine(PartialDir, input.Sha256);
@@ -47,9 +50,35 @@ public sealed class ArtifactCache(string stateDir)
                 throw new InvalidDataException($"input {input.Path}: downloaded bytes hash to {actual}, not {input.Sha256}; discarded");
             }
             File.Move(partial, cached, overwrite: true);
+            Touch(cached);
+            Evict(keep: cached);
             return cached;
         }
         finally { gate.Release(); }
+    }
+
+    /// <summary>Marks a cached file used now; false when it is not cached.</summary>
+    private static bool Touch(string cached)
+    {
+        try { File.SetLastWriteTimeUtc(cached, DateTime.UtcNow); return true; }
+        catch (FileNotFoundException) { return false; }
+        catch (DirectoryNotFoundException) { return false; }
+    }
+
+    /// <summary>Deletes the least recently used files until the cache is within <c>maxBytes</c> (never <paramref name="keep"/>).</summary>
+    private void Evict(string keep)
+    {
+        if (maxBytes is not { } limit) return;
+        var files = new DirectoryInfo(Dir).GetFiles().OrderBy(f => f.LastWriteTimeUtc).ToList();
+        long total = files.Sum(f => f.Length);
+        foreach (var f in files)
+        {
+            if (total <= limit) break;
+            if (f.FullName == Path.GetFullPath(keep)) continue;
+            long length = f.Length;
+            try { f.Delete(); total -= length; }
+            catch (IOException) { }                                        // another process of this host has it open: next time
+        }
     }
 
     public static async Task<string> Sha256Async(string path, CancellationToken ct)

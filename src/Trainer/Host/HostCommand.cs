@@ -11,7 +11,7 @@ namespace LongSeqService.Trainer.Host;
 public static class HostCommand
 {
     public const string Usage = """
-        usage: trainer host --api URL --token-file FILE [--slots N] [--slot-memory BYTES] [--name NAME] [--state-dir DIR] [--artifacts shared|remote] [--mpi-host NAME] [--trainer-command "CMD ARGS"]
+        usage: trainer host --api URL --token-file FILE [--slots N] [--slot-memory BYTES] [--name NAME] [--state-dir DIR] [--artifacts shared|remote] [--cache-max SIZE] [--mpi-host NAME] [--trainer-command "CMD ARGS"]
           --api              the LongSeqService API, e.g. http://127.0.0.1:5080      (LONGSEQ_API_URL)
           --token-file       a file holding the host key (POST /v1/keys {"tenant":…, "role":"host"}; one key per host)
                                                                                        (LONGSEQ_HOST_KEY_FILE, or the key itself in LONGSEQ_HOST_KEY)
@@ -23,6 +23,8 @@ public static class HostCommand
           --artifacts        shared: this machine mounts the API's data directory at the same path (default);
                              remote: it has its own disk: inputs are downloaded into STATE-DIR/cache by
                              content hash, checkpoints and the model uploaded to the API (LONGSEQ_HOST_ARTIFACTS)
+          --cache-max        remote: the most that cache keeps, e.g. 200G; the inputs used least recently go
+                             first (default: no limit)                               (LONGSEQ_HOST_CACHE_MAX)
           --mpi-host         the name other hosts' MPI launcher (ssh) reaches this host by: the host may then hold part
                              of a job's world that spans hosts (default: it does not)  (LONGSEQ_MPI_HOST)
           --trainer-command  how to launch the trainer CLI (default: this executable)  (LONGSEQ_TRAINER_COMMAND)
@@ -76,6 +78,12 @@ public static class HostCommand
             try { slotMemory = Cli.MaxLengthSearch.ParseBytes(memoryText, "slot-memory"); }
             catch (Cli.CliException e) { throw new ArgumentException(e.Message); }
         }
+        long? cacheMax = null;
+        if (Get("cache-max", "LONGSEQ_HOST_CACHE_MAX") is { } cacheText)
+        {
+            try { cacheMax = Cli.MaxLengthSearch.ParseBytes(cacheText, "cache-max"); }
+            catch (Cli.CliException e) { throw new ArgumentException(e.Message); }
+        }
         var name = Get("name", "LONGSEQ_HOST_NAME") ?? Environment.MachineName;
         var stateDir = Get("state-dir", "LONGSEQ_HOST_STATE_DIR")
                        ?? Path.Combine(Environment.GetEnvironmentVariable("LONGSEQ_DATA_DIR") is { Length: > 0 } d ? d : ".data", "host-state", name);
@@ -87,7 +95,7 @@ public static class HostCommand
             throw new ArgumentException($"--mpi-host must be a host name or address (letters, digits, '.', '_', '-'), got '{mpiHost}'");
         var options = new HostOptions
         {
-            Artifacts = artifacts, MpiHost = mpiHost,
+            Artifacts = artifacts, MpiHost = mpiHost, CacheMaxBytes = cacheMax,
             Api = apiUri, Token = token, Slots = slots, SlotMemoryBytes = slotMemory, Name = name, StateDir = Path.GetFullPath(stateDir),
             TrainerCommand = command != null ? command.Split(' ', StringSplitOptions.RemoveEmptyEntries) : HostOptions.SelfCommand(),
         };

@@ -16,6 +16,9 @@ public sealed record HostOptions
     /// <summary>The name other hosts' MPI launcher reaches this host by (registered, it goes into a spanning world's <c>mpi_hosts</c>);
     /// null: this host joins no world that spans hosts.</summary>
     public string? MpiHost { get; init; }
+    /// <summary>With remote artifacts: the most the input cache (<c>StateDir/cache</c>) keeps; the files used least recently
+    /// go first (<see cref="ArtifactCache"/>). Null: no limit.</summary>
+    public long? CacheMaxBytes { get; init; }
     /// <summary>How often a remote run's local output folder is checked for complete checkpoints to upload.</summary>
     public TimeSpan UploadPollInterval { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>How often the final upload of a remote run is tried (2 s apart) before the run fails.</summary>

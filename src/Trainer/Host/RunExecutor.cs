@@ -49,7 +49,7 @@ public sealed class RunExecutor(HostOptions options, HostApiClient api, ReportSp
     }
     private readonly ConcurrentDictionary<Guid, Run> _running = new();
     private readonly ConcurrentDictionary<Guid, Task> _tasks = new();
-    private readonly ArtifactCache _cache = new(options.StateDir);
+    private readonly ArtifactCache _cache = new(options.StateDir, options.CacheMaxBytes);
 
     /// <summary>The lease the trainers' supervisors watch (set once registered).</summary>
     public TrainerProcess.Lease? Lease { get; set; }

@@ -115,6 +115,35 @@ public sealed class SpanningWorldTests
         Console.WriteLine($"launch ended {watch.Elapsed.TotalSeconds:F2} s after host 1 was lost");
     }
 
+    /// <summary>Cancelling a run across hosts: the trainer host signals its trainer's process group (SIGTERM), which
+    /// holds mpiexec and the local ranks only; the ranks on the other host must end too — through Hydra, their proxy
+    /// losing mpiexec — leaving nothing running anywhere.</summary>
+    [NamespaceHostsFact]
+    [Trait("Category", "Slow")]
+    public async Task Cancelled_SigtermToTheLauncher_EndsEveryRankOnBothHosts()
+    {
+        using var hosts = new NamespaceHosts(2);
+        var output = Path.Combine(hosts.Dir(0), "out");
+        var log = Path.Combine(output, "trainer_log.jsonl");
+        using var trainer = StartAcross(hosts, output, maxSteps: 2000);
+        var stderr = trainer.StandardError.ReadToEndAsync();
+        _ = trainer.StandardOutput.ReadToEndAsync();
+        for (var deadline = DateTime.UtcNow.AddMinutes(2); !(File.Exists(log) && File.ReadAllLines(log).Length >= 2); await Task.Delay(50))
+            Assert.True(DateTime.UtcNow < deadline && !trainer.HasExited, "the run never logged 2 steps: " + (trainer.HasExited ? await stderr : ""));
+        Assert.True(hosts.ProcessCount(1) >= 3, "host 1 should run Hydra's proxy and two ranks");
+
+        using (var kill = Process.Start("kill", $"-TERM {trainer.Id}")) kill.WaitForExit();
+        var watch = Stopwatch.StartNew();
+        Assert.True(trainer.WaitForExit(TimeSpan.FromSeconds(30)), "the launch did not end within 30 s of SIGTERM");
+        for (var until = DateTime.UtcNow.AddSeconds(10); (hosts.ProcessCount(0) > 0 || hosts.ProcessCount(1) > 0) && DateTime.UtcNow < until;) await Task.Delay(50);
+        watch.Stop();
+        Assert.True(hosts.ProcessCount(1) == 0, $"{hosts.ProcessCount(1)} processes still run on the other host");
+        Assert.True(hosts.ProcessCount(0) == 0, $"{hosts.ProcessCount(0)} processes still run on the launching host");
+        Assert.NotEqual(0, trainer.ExitCode);
+        Assert.False(File.Exists(Path.Combine(output, "model.safetensors")));
+        Console.WriteLine($"every rank on both hosts ended {watch.Elapsed.TotalSeconds:F2} s after SIGTERM");
+    }
+
     /// <summary>mpiexec does not notice a host its launcher cannot reach (ssh failing at once): it leaves the launcher a
     /// zombie and the other ranks wait in MPI_Init forever. The launch ends instead, naming the host.</summary>
     [NamespaceHostsFact]
