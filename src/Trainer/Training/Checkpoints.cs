@@ -47,7 +47,7 @@ public static class Checkpoints
         if (states.Partitioned)
         {
             // A rank on another host (mpi_hosts) does not see the folder: it writes its part locally and sends it to rank 0.
-            var away = PartitionRelay.Away(world, Directory.Exists(tmp));
+            var away = PartitionRelay.Away(world, tmp);
             if (away.Contains(world.Rank))
             {
                 var local = Directory.CreateTempSubdirectory("longseq-partition-").FullName;

@@ -16,11 +16,21 @@ internal static class PartitionRelay
     private const int PieceBytes = 64 << 20;
     private const int Tag = 0x5AFE;                                   // apart from the attention rings' tags
 
-    /// <summary>Every rank calls it: the ranks (besides rank 0) that do not see the folder.</summary>
-    public static IReadOnlyList<int> Away(ICollectives world, bool seesFolder)
+    /// <summary>Every rank calls it after rank 0 created <paramref name="folder"/>: the ranks (besides rank 0) that do not
+    /// see it. Rank 0 marks the folder with a name of this save's own, so a stale folder at the same path on another
+    /// host (a save cut short there when that host launched an earlier attempt) is not mistaken for it.</summary>
+    public static IReadOnlyList<int> Away(ICollectives world, string folder)
     {
         using var scope = NewDisposeScope();
-        var flag = tensor(new long[] { world.Rank != 0 && !seesFolder ? 1 : 0 });     // (1,)
+        var mark = tensor(world.Rank == 0 ? Guid.NewGuid().ToByteArray() : new byte[16], ScalarType.Byte);   // (16,)
+        world.Broadcast(mark, 0);
+        var marker = Path.Combine(folder, $".rank0-{new Guid(mark.data<byte>().ToArray()):N}");
+        if (world.Rank == 0) File.WriteAllBytes(marker, []);
+        world.Barrier();
+        bool sees = File.Exists(marker);
+        world.Barrier();                                                              // everyone looked before it goes
+        if (world.Rank == 0) File.Delete(marker);
+        var flag = tensor(new long[] { world.Rank != 0 && !sees ? 1 : 0 });           // (1,)
         var flags = world.AllGather(flag, 0).data<long>().ToArray();                  // (world,)
         return Enumerable.Range(0, world.WorldSize).Where(r => flags[r] != 0).ToList();
     }
