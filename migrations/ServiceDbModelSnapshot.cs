@@ -277,6 +277,10 @@ namespace LongSeqService.Migrations
                         .HasColumnType("text")
                         .HasColumnName("stage");
 
+                    b.Property<int>("StalledAttempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("stalled_attempts");
+
                     b.Property<DateTime?>("StartedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("started_at");
@@ -285,6 +289,10 @@ namespace LongSeqService.Migrations
                         .IsRequired()
                         .HasColumnType("text")
                         .HasColumnName("state");
+
+                    b.Property<int?>("StepAtStart")
+                        .HasColumnType("integer")
+                        .HasColumnName("step_at_start");
 
                     b.Property<string>("Suffix")
                         .HasColumnType("text")

@@ -20,6 +20,9 @@ public sealed class SchedulerOptions
     /// since it registered; each further hold doubles it, up to <see cref="LostHostHoldMaxSeconds"/>.</summary>
     public int LostHostHoldSeconds { get; set; } = 60;
     public int LostHostHoldMaxSeconds { get; set; } = 1800;
+    /// <summary>A job whose attempts were requeued this many times in a row without training past the step they started
+    /// from fails, naming the last reason (0: never).</summary>
+    public int MaxStalledAttempts { get; set; } = 5;
     /// <summary>Run the Hangfire server for the scheduler queue in this process.</summary>
     public bool RunServer { get; set; } = true;
     /// <summary>Register the recurring liveness / placement jobs.</summary>

@@ -5,6 +5,7 @@ using LongSeqService.Scheduler.Placement;
 using LongSeqService.Shared.Datasets;
 using LongSeqService.Shared.Hosts;
 using LongSeqService.Shared.Jobs;
+using LongSeqService.Shared.Progress;
 using LongSeqService.Shared.Runs;
 using LongSeqService.Shared.Wire;
 using Microsoft.EntityFrameworkCore;
@@ -234,6 +235,50 @@ public sealed class SpanningPlacementTests(ServiceFactory factory) : IClassFixtu
         var binding = Assert.Single(await PassAsync());
         Assert.Equal(new[] { first.Id, second.Id }.Order(), binding.Parts.Select(p => p.HostId).Order());
         Assert.Equal(3, (await WithDb(db => db.Jobs.AsNoTracking().FirstAsync(j => j.Id == job))).Attempt);
+    }
+
+    /// <summary>A world that can never form (or a host that can never fetch the inputs) would be requeued forever: after
+    /// five attempts in a row that trained nothing past where they started, the job fails naming the last reason. An
+    /// attempt that trained further starts the count again.</summary>
+    [Fact]
+    public async Task Finish_InterruptedFiveTimesWithoutProgress_FailsTheJobNamingTheReason()
+    {
+        var (job, first, _, _) = await PlaceAcrossTwoAsync();
+        async Task InterruptAsync(int attempt, int? step)
+        {
+            Assert.True((await first.Client.PostAsJsonAsync($"/v1/hosts/{first.Id}/runs/{job}/start", new StartRunRequest(attempt), WireJson.Options)).IsSuccessStatusCode);
+            if (step is { } s)
+                Assert.True((await first.Client.PostAsJsonAsync($"/v1/hosts/{first.Id}/runs/{job}/metrics",
+                    new RunMetricsRequest(attempt, [new TrainerLogRecord { CurrentSteps = s, TotalSteps = 100, Loss = 1.0 }]), WireJson.Options)).IsSuccessStatusCode);
+            Assert.True((await first.Client.PostAsJsonAsync($"/v1/hosts/{first.Id}/runs/{job}/finish",
+                new FinishRunRequest(attempt, RunOutcomes.Interrupted, 1, $"the host could not fetch the run's inputs (attempt {attempt})"), WireJson.Options)).IsSuccessStatusCode);
+        }
+        Task<LongSeqService.Scheduler.Data.Job> RowAsync() => WithDb(db => db.Jobs.AsNoTracking().FirstAsync(j => j.Id == job));
+
+        int attempt = 1;
+        await InterruptAsync(attempt, step: 3);                                             // trained steps 1–3: progress
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Single(await PassAsync());
+            await InterruptAsync(++attempt, step: i == 1 ? 2 : null);                        // step 2 again is not past 3
+        }
+        Assert.Equal((JobStates.Queued, 4), ((await RowAsync()).State, (await RowAsync()).StalledAttempts));
+        Assert.Single(await PassAsync());
+        await InterruptAsync(++attempt, step: 4);                                           // past 3: the count starts again
+        Assert.Equal((JobStates.Queued, 0), ((await RowAsync()).State, (await RowAsync()).StalledAttempts));
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.Single(await PassAsync());
+            await InterruptAsync(++attempt, step: null);
+        }
+
+        var row = await RowAsync();
+        Assert.Equal(JobStates.Failed, row.State);
+        Assert.Equal(11, row.Attempt);
+        Assert.Contains("requeued 5 times in a row without training past step 4", row.Error);
+        Assert.Contains("could not fetch the run's inputs (attempt 11)", row.Error);
+        Assert.Empty(await HeldAsync(job));
+        Assert.Empty(await PassAsync());
     }
 
     [Fact]

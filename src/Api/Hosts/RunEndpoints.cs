@@ -45,7 +45,8 @@ public static class RunEndpoints
         if (await HostOwnership.RefuseAsync(db, user, hostId) is { } refused) return refused;
         var now = DateTime.UtcNow;
         bool started = await jobs.TryMoveAsync(jobId, JobStates.Scheduled, JobStates.Running, $"attempt {request.Attempt} started on host {hostId}",
-            s => s.SetProperty(j => j.StartedAt, j => j.StartedAt ?? now), q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt));
+            s => s.SetProperty(j => j.StartedAt, j => j.StartedAt ?? now).SetProperty(j => j.StepAtStart, j => j.CurrentStep),
+            q => q.Where(j => j.HostId == hostId && j.Attempt == request.Attempt));
         if (!started)
         {
             // Cancelled between placement and start: finish the cancellation here.

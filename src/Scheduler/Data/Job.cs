@@ -42,6 +42,11 @@ public sealed class Job
     /// any of them loses the attempt. Empty for a run on one host.</summary>
     public int[] SpanHostIds { get; set; } = [];
     public int? CurrentStep { get; set; }
+    /// <summary><see cref="CurrentStep"/> when the current attempt started: an attempt requeued without passing it made no progress.</summary>
+    public int? StepAtStart { get; set; }
+    /// <summary>Attempts in a row requeued without progress; at <see cref="SchedulerOptions.MaxStalledAttempts"/> the job fails
+    /// instead (a host that can never fetch its inputs, a world that can never form: no endless requeue).</summary>
+    public int StalledAttempts { get; set; }
     public int? TotalSteps { get; set; }
     public double? Loss { get; set; }
     public double? TokensPerSec { get; set; }
