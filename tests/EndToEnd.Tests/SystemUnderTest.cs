@@ -56,6 +56,15 @@ public class SystemUnderTest : IAsyncLifetime
 
     private string _server = "";
 
+    /// <summary>Runs one SQL statement on this system's database (to set up a state no public call makes quickly).</summary>
+    public async Task ExecuteSqlAsync(string sql)
+    {
+        await using var conn = new NpgsqlConnection(_db);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
     public async Task InitializeAsync()
     {
         var server = _server = await ServerAsync();

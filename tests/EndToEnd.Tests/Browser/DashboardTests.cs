@@ -151,6 +151,12 @@ public class DashboardTests(SystemUnderTest system, Chromium chromium) : IClassF
         await _page.ClickAsync("#nav a[data-nav=hosts]");
         await Expect(_page.Locator($"#hosts a[href='#/jobs/{job}']")).ToHaveCountAsync(2);   // SP=2 holds two slots
         await Screenshot("hosts.png");
+        // A host a world across hosts lost is held from spanning worlds: the page says until when and why (polled every 5 s).
+        await system.ExecuteSqlAsync("UPDATE hosts SET held_until = now() + interval '10 minutes', held_reason = 'job j attempt 1 on host 2: host lost'");
+        await Expect(_page.Locator("#hosts .host-held")).ToContainTextAsync("Held from spanning worlds until");
+        await Expect(_page.Locator("#hosts .host-held")).ToContainTextAsync("host lost");
+        await system.ExecuteSqlAsync("UPDATE hosts SET held_until = NULL, held_reason = NULL");
+        await Expect(_page.Locator("#hosts .host-held")).ToHaveCountAsync(0);
 
         await _page.GotoAsync($"/#/jobs/{job}");
         await _page.WaitForFunctionAsync("() => Number(document.querySelector('[data-chart=loss]').dataset.points) >= 2");

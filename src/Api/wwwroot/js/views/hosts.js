@@ -4,13 +4,14 @@
 
 import { hosts } from '../api.js';
 import * as hub from '../hub.js';
-import { h, shortId, bytes, ago } from '../format.js';
+import { h, shortId, bytes, ago, time } from '../format.js';
 
 export function render(root) {
   const list = h('div.hosts', { id: 'hosts' });
   const error = h('p.error', { role: 'alert', hidden: true });
   root.replaceChildren(h('div.page-head', h('h2', 'Trainer hosts'),
-    h('p.muted.small', 'A job takes sequence_parallel_size × data_parallel_size slots on one host, all at once.')), error, list);
+    h('p.muted.small', 'A job takes sequence_parallel_size × data_parallel_size slots, all at once: on one host, '
+      + 'or across hosts started with --mpi-host when no host has room.')), error, list);
   let timer = null;
 
   async function load() {
@@ -30,6 +31,9 @@ export function render(root) {
         h('h3', x.name, ' ', h(`span.badge.host-${x.state}`, x.state)),
         h('span.muted.small', `#${x.id} · ${used}/${x.total_slots} slots in use`
           + `${others > 0 ? ` (${others} by other tenants)` : ''} · heartbeat ${ago(x.last_heartbeat_at)}`)),
+      // A world across hosts lost it (or could not reach it): it runs jobs of its own but joins no spanning world for now.
+      x.held_from_spans_until ? h('p.host-held.small', { title: x.held_reason || '' },
+        `Held from spanning worlds until ${time(x.held_from_spans_until)}: ${x.held_reason || 'a world across hosts lost it'}`) : null,
       h('div.slots', x.slots.map(s => h(`div.slot${s.job_id ? '.held' : ''}`, { dataset: { slot: s.index } },
         h('div.slot-index', `slot ${s.index}`),
         h('div.slot-device.mono', s.device, s.memory_bytes ? ` · ${bytes(s.memory_bytes)}` : ''),
