@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test. Starts what the tests need: a throw-away PostgreSQL cluster (under .data/test),
-# Debian's Chromium for the browser tests. Ends with: tests: N passed, N failed, N skipped
+# Debian's Chromium for the browser tests. Ends with each failed test again (name, first message lines), then:
+#   tests: N passed, N failed, N skipped
 #   scripts/test.sh                 all tests
 #   scripts/test.sh --fast          skip tests tagged Category=Slow
 #   scripts/test.sh -- <filter>     extra arguments for `dotnet test` (e.g. --filter FullyQualifiedName~Ring)
