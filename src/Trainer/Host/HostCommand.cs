@@ -72,18 +72,14 @@ public static class HostCommand
         if (!int.TryParse(slotsText, out var slots) || slots < 1) throw new ArgumentException($"--slots must be a positive whole number, got '{slotsText}'");
         if (!Uri.TryCreate(api, UriKind.Absolute, out var apiUri)) throw new ArgumentException($"--api must be an absolute URL, got '{api}'");
         var command = Get("trainer-command", "LONGSEQ_TRAINER_COMMAND");
-        long? slotMemory = null;
-        if (Get("slot-memory", "LONGSEQ_SLOT_MEMORY") is { } memoryText)
+        long? Bytes(string key, string env)
         {
-            try { slotMemory = Cli.MaxLengthSearch.ParseBytes(memoryText, "slot-memory"); }
+            if (Get(key, env) is not { } text) return null;
+            try { return Cli.MaxLengthSearch.ParseBytes(text, key); }
             catch (Cli.CliException e) { throw new ArgumentException(e.Message); }
         }
-        long? cacheMax = null;
-        if (Get("cache-max", "LONGSEQ_HOST_CACHE_MAX") is { } cacheText)
-        {
-            try { cacheMax = Cli.MaxLengthSearch.ParseBytes(cacheText, "cache-max"); }
-            catch (Cli.CliException e) { throw new ArgumentException(e.Message); }
-        }
+        var slotMemory = Bytes("slot-memory", "LONGSEQ_SLOT_MEMORY");
+        var cacheMax = Bytes("cache-max", "LONGSEQ_HOST_CACHE_MAX");
         var name = Get("name", "LONGSEQ_HOST_NAME") ?? Environment.MachineName;
         var stateDir = Get("state-dir", "LONGSEQ_HOST_STATE_DIR")
                        ?? Path.Combine(Environment.GetEnvironmentVariable("LONGSEQ_DATA_DIR") is { Length: > 0 } d ? d : ".data", "host-state", name);

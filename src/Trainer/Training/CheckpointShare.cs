@@ -14,7 +14,8 @@ namespace LongSeqService.Trainer.Training;
 /// </summary>
 public static class CheckpointShare
 {
-    private const int PieceBytes = 64 << 20;
+    /// <summary>The most bytes of a file in one MPI message (here and in <see cref="PartitionRelay"/>).</summary>
+    internal const int PieceBytes = 64 << 20;
 
     /// <summary>Called by every rank of the world with rank 0's checkpoint path (or null: nothing to resume). Returns the
     /// folder this rank resumes from: rank 0's own where this rank sees it, else a local copy received from rank 0.</summary>

@@ -123,12 +123,12 @@ public sealed class ChunkedLmLoss : autograd.SingleTensorFunction<ChunkedLmLoss>
         if (dWeight is not null)
         {
             var w = dWeight.dtype == weight.dtype ? dWeight : dWeight.to(weight.dtype);
+            // This backward opens no scope: a wrapper left to the caller's would keep a (V, H) sum alive beside .grad.
+            if (!ReferenceEquals(w, dWeight)) dWeight.Dispose();
             if (s.Into is { } into)
             {
                 HandedOver.AccumulateInto(into, w);
-                // This backward opens no scope: a wrapper left to the caller's would keep a (V, H) sum added into .grad alive.
-                if (!ReferenceEquals(w, dWeight)) w.Dispose();
-                dWeight.Dispose();
+                w.Dispose();
             }
             else grads[WeightArg] = w;
         }

@@ -7,13 +7,12 @@ namespace LongSeqService.Trainer.Training;
 /// <summary>
 /// A checkpoint of a world across hosts (<c>mpi_hosts</c>) with zero_stage ≥ 1: the ranks on other hosts do not see
 /// the checkpoint folder rank 0 writes on the launching host, so each sends its optimizer partition file to rank 0
-/// over MPI (its name, then its bytes in pieces of <see cref="PieceBytes"/>, each acknowledged before the next, so
+/// over MPI (its name, then its bytes in pieces of <see cref="CheckpointShare.PieceBytes"/>, each acknowledged before the next, so
 /// no more than one piece per rank is in flight), and rank 0 writes it into the folder. The checkpoint is then
 /// the same files as on one host, and resumes as one (<see cref="CheckpointShare"/> sends it back out).
 /// </summary>
 internal static class PartitionRelay
 {
-    private const int PieceBytes = 64 << 20;
     private const int Tag = 0x5AFE;                                   // apart from the attention rings' tags
 
     /// <summary>Every rank calls it after rank 0 created <paramref name="folder"/>: the ranks (besides rank 0) that do not
@@ -42,10 +41,10 @@ internal static class PartitionRelay
         long length = new FileInfo(file).Length;
         world.Send(tensor(new[] { length }), 0, Tag);
         using var source = File.OpenRead(file);
-        var piece = new byte[PieceBytes];
-        for (long sent = 0; sent < length; sent += PieceBytes)
+        var piece = new byte[CheckpointShare.PieceBytes];
+        for (long sent = 0; sent < length; sent += CheckpointShare.PieceBytes)
         {
-            int n = (int)Math.Min(PieceBytes, length - sent);
+            int n = (int)Math.Min(CheckpointShare.PieceBytes, length - sent);
             source.ReadExactly(piece, 0, n);
             using var chunk = tensor(piece[..n], ScalarType.Byte);                   // (n,)
             world.Send(chunk, 0, Tag);

@@ -27,6 +27,18 @@ public sealed class SpanningWorldTests
         return hosts.Start(0, env, "dotnet", [TrainerProcess.Dll, .. TrainArgs(outputDir, maxSteps, more), "--mpi_hosts", mpiHosts ?? hosts.MpiHosts(slots: 2)]);
     }
 
+    /// <summary>A long run across the hosts, once it has logged two steps; its stderr, read to the end.</summary>
+    private static async Task<(Process Trainer, Task<string> Stderr)> StartedAcrossAsync(NamespaceHosts hosts, string output)
+    {
+        var log = Path.Combine(output, "trainer_log.jsonl");
+        var trainer = StartAcross(hosts, output, maxSteps: 2000);
+        var stderr = trainer.StandardError.ReadToEndAsync();
+        _ = trainer.StandardOutput.ReadToEndAsync();
+        for (var deadline = DateTime.UtcNow.AddMinutes(2); !(File.Exists(log) && File.ReadAllLines(log).Length >= 2); await Task.Delay(50))
+            Assert.True(DateTime.UtcNow < deadline && !trainer.HasExited, "the run never logged 2 steps: " + (trainer.HasExited ? await stderr : ""));
+        return (trainer, stderr);
+    }
+
     private static async Task<string> RunAcross(NamespaceHosts hosts, string outputDir, int maxSteps, params string[] more)
     {
         using var trainer = StartAcross(hosts, outputDir, maxSteps, null, more);
@@ -93,12 +105,8 @@ public sealed class SpanningWorldTests
     {
         using var hosts = new NamespaceHosts(2);
         var output = Path.Combine(hosts.Dir(0), "out");
-        var log = Path.Combine(output, "trainer_log.jsonl");
-        using var trainer = StartAcross(hosts, output, maxSteps: 2000);
-        var stderr = trainer.StandardError.ReadToEndAsync();
-        _ = trainer.StandardOutput.ReadToEndAsync();
-        for (var deadline = DateTime.UtcNow.AddMinutes(2); !(File.Exists(log) && File.ReadAllLines(log).Length >= 2); await Task.Delay(50))
-            Assert.True(DateTime.UtcNow < deadline && !trainer.HasExited, "the run never logged 2 steps: " + (trainer.HasExited ? await stderr : ""));
+        var (trainer, stderr) = await StartedAcrossAsync(hosts, output);
+        using var _ = trainer;
 
         Assert.True(hosts.KillAll(1) >= 3, "host 1 should run Hydra's proxy and two ranks");
         var watch = Stopwatch.StartNew();
@@ -124,12 +132,8 @@ public sealed class SpanningWorldTests
     {
         using var hosts = new NamespaceHosts(2);
         var output = Path.Combine(hosts.Dir(0), "out");
-        var log = Path.Combine(output, "trainer_log.jsonl");
-        using var trainer = StartAcross(hosts, output, maxSteps: 2000);
-        var stderr = trainer.StandardError.ReadToEndAsync();
-        _ = trainer.StandardOutput.ReadToEndAsync();
-        for (var deadline = DateTime.UtcNow.AddMinutes(2); !(File.Exists(log) && File.ReadAllLines(log).Length >= 2); await Task.Delay(50))
-            Assert.True(DateTime.UtcNow < deadline && !trainer.HasExited, "the run never logged 2 steps: " + (trainer.HasExited ? await stderr : ""));
+        var (trainer, stderr) = await StartedAcrossAsync(hosts, output);
+        using var _ = trainer;
         Assert.True(hosts.ProcessCount(1) >= 3, "host 1 should run Hydra's proxy and two ranks");
 
         using (var kill = Process.Start("kill", $"-TERM {trainer.Id}")) kill.WaitForExit();
